@@ -1,0 +1,58 @@
+//! The delivery thread: drains every worker's channel into the sink and recycles batches.
+//!
+//! Runs once per batch. It takes one batch per worker per pass (round robin, so no
+//! worker starves), polls the sink between passes so delivery callbacks are served
+//! promptly, and when every worker has finished it flushes the sink.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Select, TryRecvError};
+
+use crate::handoff::DeliverySide;
+use crate::shutdown::Shutdown;
+use crate::sink::Sink;
+
+/// How long an idle pass waits for a batch before polling the sink again. Bounds how
+/// late a delivery callback is served when no batches arrive.
+const IDLE_WAIT: Duration = Duration::from_micros(500);
+
+/// Delivers until all workers have hung up, then flushes for at most `flush_timeout`.
+pub fn run(
+    mut sink: Box<dyn Sink>,
+    sides: Vec<DeliverySide>,
+    flush_timeout: Duration,
+    shutdown: Arc<Shutdown>,
+) {
+    let mut select = Select::new();
+    for side in &sides {
+        // Operation index == position in `sides`.
+        select.recv(&side.full);
+    }
+    let mut live: Vec<usize> = (0..sides.len()).collect();
+    while !live.is_empty() {
+        let mut progressed = false;
+        let mut i = 0;
+        while i < live.len() {
+            let side = &sides[live[i]];
+            match side.full.try_recv() {
+                Ok(batch) => {
+                    sink.send(&batch, &shutdown);
+                    side.recycle(batch);
+                    progressed = true;
+                    i += 1;
+                }
+                Err(TryRecvError::Empty) => i += 1,
+                Err(TryRecvError::Disconnected) => {
+                    select.remove(live[i]);
+                    live.swap_remove(i);
+                }
+            }
+        }
+        sink.poll();
+        if !progressed && !live.is_empty() {
+            let _ = select.ready_timeout(IDLE_WAIT);
+        }
+    }
+    sink.finish(flush_timeout);
+}

@@ -1,0 +1,206 @@
+//! Wires one run together: sink, topology, workers, delivery thread, progress, summary.
+//!
+//! The calling thread becomes the reporter: it prints progress, enforces `--duration`,
+//! turns signals into a stop request, and waits for the delivery thread, which ends
+//! after the last worker has finished and the sink has flushed.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, SinkConfig};
+use crate::delivery;
+use crate::device::Fleet;
+use crate::encoder::Encoder;
+use crate::error::Error;
+use crate::handoff;
+use crate::report::{self, Latency, Summary};
+use crate::shutdown::Shutdown;
+use crate::sink::{kafka, stdout::StdoutSink, NullSink, Sink};
+use crate::stats::{DeliveryStats, Generated, WorkerStats};
+use crate::topology::{self, Quota};
+use crate::worker::Worker;
+
+/// How often the reporter wakes to check for stop conditions.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Runs to completion and returns the summary. Progress lines go to stderr unless
+/// `config.quiet`. Stops early when `shutdown` is requested.
+pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
+    config.validate()?;
+    let fleet = Fleet::new(config.fleet.clone(), config.seed, config.devices);
+    let encoder = Encoder::new(fleet);
+    let core_ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let plan = topology::plan(config.devices, config.cores, &core_ids);
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+
+    let deliveries = Arc::new(DeliveryStats::default());
+    let (sink, sink_name, _mock): (Box<dyn Sink>, String, Option<kafka::MockGuard>) =
+        match &config.sink {
+            SinkConfig::Kafka(k) => {
+                let opened = kafka::open(k, Arc::clone(&deliveries), config.flush_timeout)?;
+                log::info!("producing to {}", opened.description);
+                (Box::new(opened.sink), "kafka".into(), opened.mock)
+            }
+            SinkConfig::Stdout => (
+                Box::new(StdoutSink::new(Arc::clone(&deliveries))),
+                "stdout".into(),
+                None,
+            ),
+            SinkConfig::Null => (
+                Box::new(NullSink {
+                    stats: Arc::clone(&deliveries),
+                }),
+                "null".into(),
+                None,
+            ),
+        };
+    if config.seed_was_random {
+        log::info!(
+            "seed {} (pass --seed {} to repeat this run)",
+            config.seed,
+            config.seed
+        );
+    }
+
+    let quota = config.messages.map(|m| Quota::new(m, config.devices));
+    let max_key = "device_".len() + encoder.fleet().id_width;
+    let started = Instant::now();
+    let mut delivery_sides = Vec::with_capacity(plan.workers.len());
+    let mut workers: Vec<JoinHandle<()>> = Vec::with_capacity(plan.workers.len());
+    let mut worker_stats = Vec::with_capacity(plan.workers.len());
+    for wp in &plan.workers {
+        let (side, delivery_side) = handoff::channel(
+            wp.index,
+            config.batch_size,
+            encoder.max_len(),
+            max_key,
+            config.batches_in_flight,
+        );
+        delivery_sides.push(delivery_side);
+        let stats = Arc::new(WorkerStats::default());
+        worker_stats.push(Arc::clone(&stats));
+        let share = (wp.devices.end - wp.devices.start) as f64 / config.devices as f64;
+        let worker = Worker {
+            devices: wp.devices.clone(),
+            encoder: encoder.clone(),
+            quota,
+            rate: config.rate.map(|r| r * share),
+            linger: config.batch_linger,
+            handoff: side,
+            stats,
+            shutdown: Arc::clone(&shutdown),
+        };
+        let core = wp.core;
+        workers.push(spawn(format!("iotblast-worker-{}", wp.index), move || {
+            if let Some(id) = core {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                    log::warn!("could not pin worker to core {id}; running unpinned");
+                }
+            }
+            worker.run();
+        })?);
+    }
+    let delivery = {
+        let shutdown = Arc::clone(&shutdown);
+        let flush_timeout = config.flush_timeout;
+        spawn("iotblast-delivery".into(), move || {
+            delivery::run(sink, delivery_sides, flush_timeout, shutdown)
+        })?
+    };
+
+    // Report until the delivery thread is done.
+    let mut last = (Instant::now(), Generated::default(), 0u64);
+    let mut next_report = started + config.report_interval;
+    while !delivery.is_finished() {
+        thread::sleep(TICK);
+        shutdown.take_signal();
+        if let Some(d) = config.duration {
+            if started.elapsed() >= d && !shutdown.is_requested() {
+                shutdown.request("duration reached");
+            }
+        }
+        let now = Instant::now();
+        if now >= next_report {
+            next_report += config.report_interval;
+            let g = Generated::sum(&worker_stats);
+            let (failed, line) = deliveries.with(|d| {
+                let line = report::progress_line(
+                    g.messages - last.1.messages,
+                    g.bytes - last.1.bytes,
+                    d.failed - last.2,
+                    now - last.0,
+                    &d.interval,
+                );
+                d.interval.reset();
+                (d.failed, line)
+            });
+            if !config.quiet {
+                eprintln!("{line}");
+            }
+            last = (now, g, failed);
+        }
+    }
+
+    let mut panicked = None;
+    for (i, w) in workers.into_iter().enumerate() {
+        if w.join().is_err() {
+            panicked = Some(format!("iotblast-worker-{i}"));
+        }
+    }
+    if delivery.join().is_err() {
+        panicked = Some("iotblast-delivery".into());
+    }
+    if let Some(name) = panicked {
+        return Err(Error::Panicked(name));
+    }
+    let elapsed = started.elapsed();
+
+    let g = Generated::sum(&worker_stats);
+    let summary = deliveries.with(|d| {
+        let mut errors = d.errors.clone();
+        if g.lost > 0 {
+            *errors.entry("lost at handoff".into()).or_default() += g.lost;
+        }
+        let (msgs_per_sec, mb_per_sec) = report::rates(d.delivered, d.bytes_delivered, elapsed);
+        Summary {
+            messages_sent: g.messages,
+            messages_delivered: d.delivered,
+            messages_failed: d.failed + g.lost,
+            bytes: d.bytes_delivered,
+            elapsed_s: elapsed.as_secs_f64(),
+            msgs_per_sec,
+            mb_per_sec,
+            latency_ms: Latency::from_us(&d.latency),
+            devices: config.devices,
+            cores: plan.workers.len(),
+            seed: config.seed,
+            sink: sink_name,
+            blocked_s: g.blocked_ns as f64 / 1e9,
+            stop_reason: shutdown.reason(),
+            errors,
+        }
+    });
+    if !summary.is_balanced() {
+        log::error!(
+            "accounting mismatch: {} sent but {} delivered + {} failed",
+            summary.messages_sent,
+            summary.messages_delivered,
+            summary.messages_failed
+        );
+    }
+    Ok(summary)
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|source| Error::Thread { name, source })
+}

@@ -1,0 +1,141 @@
+//! Progress lines during the run and the summary at the end, in the style of Kafka's
+//! `kafka-producer-perf-test`, plus the machine-readable JSON summary.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Ack latency in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub avg: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// From a histogram of microseconds.
+    pub fn from_us(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            avg: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// The outcome of a run. Invariant: `messages_sent == messages_delivered + messages_failed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Readings generated and handed to the sink.
+    pub messages_sent: u64,
+    /// Readings the sink confirmed (Kafka acks, or written to stdout).
+    pub messages_delivered: u64,
+    /// Readings that failed, for any reason; see `errors`.
+    pub messages_failed: u64,
+    /// Payload bytes delivered.
+    pub bytes: u64,
+    pub elapsed_s: f64,
+    /// Delivered messages per second over the whole run, flush included.
+    pub msgs_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub latency_ms: Latency,
+    pub devices: u64,
+    /// Worker threads that ran.
+    pub cores: usize,
+    pub seed: u64,
+    pub sink: String,
+    /// Total time workers waited for the delivery thread (backpressure), summed over workers.
+    pub blocked_s: f64,
+    /// Why the run stopped early, if it did (signal, duration, closed stdout).
+    pub stop_reason: Option<String>,
+    /// Failure reasons with counts.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// True when every reading is accounted for.
+    pub fn is_balanced(&self) -> bool {
+        self.messages_sent == self.messages_delivered + self.messages_failed
+    }
+}
+
+/// One progress line for an interval.
+pub fn progress_line(
+    messages: u64,
+    bytes: u64,
+    failed: u64,
+    interval: Duration,
+    latency: &Histogram<u64>,
+) -> String {
+    let secs = interval.as_secs_f64().max(1e-9);
+    let l = Latency::from_us(latency);
+    let mut line = format!(
+        "{messages} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+        messages as f64 / secs,
+        bytes as f64 / MB / secs,
+        l.avg,
+        l.max
+    );
+    if failed > 0 {
+        line.push_str(&format!(" {failed} failed."));
+    }
+    line
+}
+
+/// The final human-readable summary line.
+pub fn summary_line(s: &Summary) -> String {
+    let l = &s.latency_ms;
+    format!(
+        "{} records sent, {} delivered, {} failed, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th.",
+        s.messages_sent,
+        s.messages_delivered,
+        s.messages_failed,
+        s.msgs_per_sec,
+        s.mb_per_sec,
+        l.avg,
+        l.max,
+        l.p50,
+        l.p95,
+        l.p99,
+        l.p999
+    )
+}
+
+/// Throughput in messages and MB per second.
+pub fn rates(messages: u64, bytes: u64, elapsed: Duration) -> (f64, f64) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    (messages as f64 / secs, bytes as f64 / MB / secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_reported_in_ms() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).unwrap();
+        for us in 1..=1000 {
+            h.record(us * 10).unwrap();
+        }
+        let l = Latency::from_us(&h);
+        assert!((l.p50 - 5.0).abs() < 0.01, "{l:?}");
+        assert!((l.max - 10.0).abs() < 0.01, "{l:?}");
+        let line = progress_line(5000, 5 * 1024 * 1024, 0, Duration::from_secs(5), &h);
+        assert!(line.starts_with("5000 records sent, 1000.0 records/sec (1.00 MB/sec), 5.0 ms avg latency, 10.0 ms max latency."), "{line}");
+    }
+}

@@ -1,0 +1,87 @@
+//! One shared stop signal: set by SIGINT/SIGTERM, by `--duration`, or by a sink that can
+//! no longer write. Checked once per batch and while a worker sleeps, never per message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    requested: AtomicBool,
+    /// Set from the signal handler (which may only store to an atomic).
+    signalled: Arc<AtomicBool>,
+    at: Mutex<Option<(Instant, String)>>,
+}
+
+impl Shutdown {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Routes SIGINT and SIGTERM here. A second signal while the first is being handled
+    /// exits at once with status 130, for a user who does not want to wait for the flush.
+    pub fn install_signal_handlers(&self) -> std::io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        for sig in [SIGINT, SIGTERM] {
+            flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.signalled))?;
+            flag::register(sig, Arc::clone(&self.signalled))?;
+        }
+        Ok(())
+    }
+
+    /// Asks every thread to stop; the first reason wins.
+    pub fn request(&self, reason: &str) {
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        if at.is_none() {
+            *at = Some((Instant::now(), reason.to_owned()));
+        }
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// True once a stop was requested or a signal arrived.
+    #[inline]
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire) || self.signalled.load(Ordering::Relaxed)
+    }
+
+    /// Turns a pending signal into a recorded request; the main loop calls this.
+    pub fn take_signal(&self) -> bool {
+        if self.signalled.load(Ordering::Relaxed) && !self.requested.load(Ordering::Acquire) {
+            self.request("signal received");
+            return true;
+        }
+        false
+    }
+
+    /// Why the run stopped, if it was asked to.
+    pub fn reason(&self) -> Option<String> {
+        let at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        at.as_ref().map(|(_, r)| r.clone())
+    }
+
+    /// True when a stop was requested more than `grace` ago: time to stop waiting
+    /// on a full producer queue and count the rest as failed.
+    pub fn past_grace(&self, grace: Duration) -> bool {
+        let at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        at.as_ref().is_some_and(|(t, _)| t.elapsed() > grace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_reason_wins_and_grace_runs_from_it() {
+        let s = Shutdown::new();
+        assert!(!s.is_requested() && !s.past_grace(Duration::ZERO));
+        s.request("duration reached");
+        s.request("later");
+        assert!(s.is_requested());
+        assert_eq!(s.reason().as_deref(), Some("duration reached"));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(s.past_grace(Duration::from_millis(1)));
+        assert!(!s.past_grace(Duration::from_secs(60)));
+    }
+}

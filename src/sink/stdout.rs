@@ -1,0 +1,64 @@
+//! Writes readings to stdout as newline-delimited JSON, and nothing else.
+//!
+//! Each batch is flushed before it is counted as delivered. If stdout closes (a reader
+//! such as `head` exits), the run stops and unwritten readings count as failed.
+
+use std::io::{BufWriter, Stdout, Write};
+use std::sync::Arc;
+
+use crate::batch::Batch;
+use crate::shutdown::Shutdown;
+use crate::sink::Sink;
+use crate::stats::DeliveryStats;
+
+pub struct StdoutSink {
+    out: BufWriter<Stdout>,
+    broken: Option<String>,
+    stats: Arc<DeliveryStats>,
+}
+
+impl StdoutSink {
+    pub fn new(stats: Arc<DeliveryStats>) -> Self {
+        Self {
+            out: BufWriter::with_capacity(1 << 20, std::io::stdout()),
+            broken: None,
+            stats,
+        }
+    }
+
+    fn write_batch(&mut self, batch: &Batch) -> std::io::Result<()> {
+        for (_, payload) in batch.iter() {
+            self.out.write_all(payload)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()
+    }
+}
+
+impl Sink for StdoutSink {
+    fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
+        let n = batch.len() as u64;
+        if let Some(reason) = &self.broken {
+            self.stats.with(|d| d.failed(n, reason));
+            return;
+        }
+        match self.write_batch(batch) {
+            Ok(()) => {
+                let bytes = batch.bytes() as u64;
+                self.stats.with(|d| {
+                    d.delivered += n;
+                    d.bytes_delivered += bytes;
+                });
+            }
+            Err(e) => {
+                // Part of the batch may have reached the reader; we cannot know how
+                // much, so the whole batch counts as failed rather than delivered.
+                let reason = format!("stdout write failed: {e}");
+                log::warn!("{reason}; stopping");
+                self.stats.with(|d| d.failed(n, &reason));
+                self.broken = Some(reason);
+                shutdown.request("stdout closed");
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Counters and latency histograms, owned per thread and merged rarely.
+//!
+//! Workers publish their counts once per batch (relaxed atomics that only they write).
+//! Delivery outcomes are recorded by the delivery thread, the only thread that runs
+//! librdkafka's callbacks, behind a mutex that the reporter takes once per interval.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+/// Counts one worker publishes after each batch.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Readings generated and handed to the delivery thread.
+    pub generated: AtomicU64,
+    /// Payload bytes of those readings.
+    pub bytes: AtomicU64,
+    /// Readings generated but never handed over (the delivery thread was gone).
+    pub lost: AtomicU64,
+    /// Nanoseconds spent waiting for the delivery thread (backpressure).
+    pub blocked_ns: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn add_batch(&self, messages: u64, bytes: u64) {
+        self.generated.fetch_add(messages, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
+/// Sums over all workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    pub messages: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub blocked_ns: u64,
+}
+
+impl Generated {
+    pub fn sum(workers: &[std::sync::Arc<WorkerStats>]) -> Self {
+        workers.iter().fold(Self::default(), |a, w| Self {
+            messages: a.messages + w.generated.load(Relaxed),
+            bytes: a.bytes + w.bytes.load(Relaxed),
+            lost: a.lost + w.lost.load(Relaxed),
+            blocked_ns: a.blocked_ns + w.blocked_ns.load(Relaxed),
+        })
+    }
+}
+
+/// Latency histograms record microseconds from 1 µs to 10 minutes at 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Delivery outcomes: counts, ack latency and the distinct errors seen.
+#[derive(Debug)]
+pub struct Deliveries {
+    pub delivered: u64,
+    pub failed: u64,
+    pub bytes_delivered: u64,
+    /// Whole-run ack latency, µs.
+    pub latency: Histogram<u64>,
+    /// Ack latency since the last progress line, µs.
+    pub interval: Histogram<u64>,
+    /// Failure reasons and how often each occurred.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self {
+            delivered: 0,
+            failed: 0,
+            bytes_delivered: 0,
+            latency: histogram(),
+            interval: histogram(),
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+impl Deliveries {
+    #[inline]
+    pub fn ok(&mut self, bytes: usize, latency_us: Option<u64>) {
+        self.delivered += 1;
+        self.bytes_delivered += bytes as u64;
+        if let Some(us) = latency_us {
+            let us = us.max(1);
+            self.latency.saturating_record(us);
+            self.interval.saturating_record(us);
+        }
+    }
+
+    /// Counts `n` failures with a reason. Reasons are few and distinct, so the map stays small.
+    pub fn failed(&mut self, n: u64, reason: &str) {
+        if n == 0 {
+            return;
+        }
+        self.failed += n;
+        match self.errors.get_mut(reason) {
+            Some(c) => *c += n,
+            None => {
+                self.errors.insert(reason.to_owned(), n);
+            }
+        }
+    }
+}
+
+/// Shared handle to the delivery outcomes.
+#[derive(Debug, Default)]
+pub struct DeliveryStats(Mutex<Deliveries>);
+
+impl DeliveryStats {
+    /// Runs `f` with the outcomes locked. A poisoned lock still holds valid counts.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Deliveries) -> R) -> R {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_by_reason() {
+        let s = DeliveryStats::default();
+        s.with(|d| {
+            d.ok(10, Some(1500));
+            d.failed(2, "timed out");
+            d.failed(1, "timed out");
+            d.failed(0, "nothing");
+        });
+        s.with(|d| {
+            assert_eq!((d.delivered, d.failed, d.bytes_delivered), (1, 3, 10));
+            assert_eq!(d.errors.len(), 1);
+            assert_eq!(d.errors["timed out"], 3);
+            assert_eq!(d.latency.len(), 1);
+        });
+    }
+}

@@ -1,0 +1,163 @@
+//! A generator thread: paces, generates, encodes and batches the readings of its devices.
+//!
+//! This is the per-message hot loop. It owns everything it touches (encoder, batches,
+//! pacer, counters) and allocates nothing once running: batches come pre-allocated from
+//! the handoff and return to it. Readings go out in rounds, seq 0 for every device of
+//! the range, then seq 1, and so on, so each device's seq is contiguous however the
+//! run ends. Shared state (stop flag, counters) is touched once per batch.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::batch::Batch;
+use crate::encoder::Encoder;
+use crate::handoff::{Take, WorkerSide};
+use crate::pacer::Pacer;
+use crate::shutdown::Shutdown;
+use crate::stats::WorkerStats;
+use crate::topology::Quota;
+
+/// Longest single sleep while pacing, so a stop request is seen promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+pub struct Worker {
+    pub devices: Range<u64>,
+    pub encoder: Encoder,
+    pub quota: Option<Quota>,
+    /// This worker's share of the total rate, in messages per second.
+    pub rate: Option<f64>,
+    /// How long a partial batch may wait before it is shipped.
+    pub linger: Duration,
+    pub handoff: WorkerSide,
+    pub stats: Arc<WorkerStats>,
+    pub shutdown: Arc<Shutdown>,
+}
+
+impl Worker {
+    /// Runs until the quota is met, a stop is requested or the delivery side goes away.
+    pub fn run(mut self) {
+        let Some(mut batch) = self.take() else { return };
+        let mut pacer = self.rate.map(Pacer::new);
+        let encoder = self.encoder.clone();
+        let fleet = encoder.fleet();
+        'run: for seq in 0u64.. {
+            let active = match &self.quota {
+                Some(q) => q.active(&self.devices, seq),
+                None => self.devices.clone(),
+            };
+            if active.is_empty() {
+                break;
+            }
+            for device in active {
+                if let Some(p) = pacer.as_mut() {
+                    if !self.wait_until_due(p, &mut batch) {
+                        break 'run;
+                    }
+                    p.advance();
+                }
+                let reading = fleet.reading(device, seq, now_ms());
+                batch.push(|payload, key| {
+                    encoder.encode(&reading, payload);
+                    encoder.write_key(device, key);
+                });
+                if batch.is_full() {
+                    if !self.ship(&mut batch) {
+                        return;
+                    }
+                    if self.shutdown.is_requested() {
+                        break 'run;
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.ship(&mut batch);
+        }
+    }
+
+    /// Sleeps until the pacer's next slot, shipping a partial batch that has waited
+    /// longer than `linger`. False if a stop was requested meanwhile.
+    fn wait_until_due(&mut self, pacer: &Pacer, batch: &mut Batch) -> bool {
+        loop {
+            let now = Instant::now();
+            let due = pacer.due();
+            if now >= due {
+                return true;
+            }
+            if self.shutdown.is_requested() {
+                return false;
+            }
+            let mut wake = due.min(now + MAX_SLEEP);
+            if let Some(started) = batch.started() {
+                let ship_at = started + self.linger;
+                if now >= ship_at {
+                    if !self.ship(batch) {
+                        return false;
+                    }
+                    continue;
+                }
+                wake = wake.min(ship_at);
+            }
+            std::thread::sleep(wake - now);
+        }
+    }
+
+    /// Swaps `batch` for an empty one and queues the full one. False if the delivery
+    /// side is gone, in which case the readings are counted as lost.
+    fn ship(&mut self, batch: &mut Batch) -> bool {
+        let Some(empty) = self.take() else {
+            self.stats
+                .add_batch(batch.len() as u64, batch.bytes() as u64);
+            self.lose(batch.len());
+            batch.clear();
+            return false;
+        };
+        let full = std::mem::replace(batch, empty);
+        let (n, bytes) = (full.len() as u64, full.bytes() as u64);
+        self.stats.add_batch(n, bytes);
+        let t = Instant::now();
+        let shipped = self.handoff.ship(full).is_none();
+        self.add_blocked(t.elapsed());
+        if !shipped {
+            self.lose(n as usize);
+        }
+        shipped
+    }
+
+    fn take(&mut self) -> Option<Batch> {
+        let t = Instant::now();
+        match self.handoff.take() {
+            Take::Ready(b) => Some(b),
+            Take::AfterWait(b) => {
+                self.add_blocked(t.elapsed());
+                Some(b)
+            }
+            Take::Closed => None,
+        }
+    }
+
+    fn add_blocked(&self, d: Duration) {
+        // Only waits longer than a wake-up count as backpressure.
+        if d > Duration::from_micros(20) {
+            self.stats
+                .blocked_ns
+                .fetch_add(d.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn lose(&self, n: usize) {
+        self.stats
+            .lost
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the reading's `timestamp`).
+#[inline]
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

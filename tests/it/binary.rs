@@ -1,0 +1,334 @@
+//! The `iotblast` binary as a user runs it: stdout sink, embedded mock, signals, bad input.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use serde_json::Value;
+
+use crate::common::{assert_schema_valid, consume, seqs_per_device, without_timestamps};
+
+fn iotblast() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iotblast"));
+    c.env("RUST_LOG", "info");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    iotblast().args(args).output().expect("spawn iotblast")
+}
+
+fn stdout_readings(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("utf-8 stdout")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The JSON summary: the last line of stdout (or of stderr with --sink stdout).
+fn summary_from(text: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(text);
+    let last = text.lines().last().expect("a summary line");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {last}"))
+}
+
+/// Waits for `child` up to `limit`; kills it and panics if it is still running.
+fn wait_with_limit(
+    mut child: Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
+    let t = Instant::now();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let o = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).unwrap();
+        v
+    });
+    let e = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        err.read_to_end(&mut v).unwrap();
+        v
+    });
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, o.join().unwrap(), e.join().unwrap());
+        }
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("iotblast still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn stdout_sink_prints_exactly_the_requested_readings() {
+    let out = run(&[
+        "--sink",
+        "stdout",
+        "--devices",
+        "1000",
+        "--messages",
+        "20000",
+        "--seed",
+        "7",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let readings = stdout_readings(&out);
+    assert_eq!(readings.len(), 20_000);
+    for r in &readings {
+        assert_schema_valid(r);
+    }
+    let counts = seqs_per_device(&readings);
+    assert_eq!(counts.len(), 1000);
+    assert!(counts.values().all(|&n| n == 20));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_readings_whatever_the_cores() {
+    let args = [
+        "--sink",
+        "stdout",
+        "--devices",
+        "500",
+        "--messages",
+        "50000",
+        "--seed",
+        "3",
+    ];
+    let one = run(&[&args[..], &["--cores", "1"]].concat());
+    let two = run(&[&args[..], &["--cores", "2", "--batch-size", "77"]].concat());
+    assert!(one.status.success() && two.status.success());
+    let (a, b) = (
+        without_timestamps(stdout_readings(&one)),
+        without_timestamps(stdout_readings(&two)),
+    );
+    assert_eq!(a.len(), 50_000);
+    assert!(a == b, "readings differ between --cores 1 and --cores 2");
+    let other_seed = run(&[
+        "--sink",
+        "stdout",
+        "--devices",
+        "500",
+        "--messages",
+        "50000",
+        "--seed",
+        "4",
+    ]);
+    assert!(without_timestamps(stdout_readings(&other_seed)) != a);
+}
+
+#[test]
+fn embedded_mock_run_delivers_everything_it_sends() {
+    let out = run(&[
+        "--devices",
+        "10000",
+        "--cores",
+        "2",
+        "--duration",
+        "2s",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("embedded librdkafka mock cluster"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("records sent"), "{stderr}");
+    let s = summary_from(&out.stdout);
+    let sent = s["messages_sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert_eq!(s["messages_delivered"].as_u64(), Some(sent));
+    assert_eq!(s["messages_failed"].as_u64(), Some(0));
+    for key in [
+        "bytes",
+        "elapsed_s",
+        "msgs_per_sec",
+        "mb_per_sec",
+        "devices",
+        "cores",
+        "seed",
+    ] {
+        assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
+    }
+    for key in ["avg", "p50", "p95", "p99", "p999", "max"] {
+        assert!(
+            s["latency_ms"][key].as_f64().is_some(),
+            "latency lacks {key}"
+        );
+    }
+    assert!(s["latency_ms"]["p99"].as_f64().unwrap() >= s["latency_ms"]["p50"].as_f64().unwrap());
+}
+
+#[test]
+fn sigterm_stops_flushes_and_accounts_for_every_reading() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("it-sigterm", 8, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let mut child = iotblast()
+        .args(["-b", &bootstrap, "-t", "it-sigterm", "--no-create-topic"])
+        .args([
+            "--devices",
+            "2000",
+            "--cores",
+            "2",
+            "--rate",
+            "4000",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is producing, then ask it to stop.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("producing to") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "iotblast exited early"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.stderr = Some(stderr.into_inner());
+    let (status, stdout, stderr) = wait_with_limit(child, Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        String::from_utf8_lossy(&stderr)
+    );
+
+    let s = summary_from(&stdout);
+    let sent = s["messages_sent"].as_u64().unwrap();
+    let delivered = s["messages_delivered"].as_u64().unwrap();
+    assert!(sent > 2_000, "{s}");
+    assert_eq!(delivered + s["messages_failed"].as_u64().unwrap(), sent);
+    assert_eq!(
+        delivered, sent,
+        "nothing should fail on a healthy mock: {s}"
+    );
+    assert_eq!(s["stop_reason"], "signal received");
+
+    // What the summary claims is what the broker holds: no loss, no duplicates.
+    let records = consume(
+        &bootstrap,
+        "it-sigterm",
+        delivered as usize,
+        Duration::from_secs(60),
+    );
+    assert_eq!(records.len() as u64, delivered);
+    let counts = seqs_per_device(records.iter().map(|r| &r.value));
+    assert_eq!(counts.values().sum::<u64>(), delivered);
+}
+
+#[test]
+fn an_unreachable_broker_fails_fast_and_clearly() {
+    let t = Instant::now();
+    let out = run(&[
+        "-b",
+        "127.0.0.1:1",
+        "--connect-timeout",
+        "3s",
+        "--duration",
+        "5s",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not reach Kafka brokers 127.0.0.1:1 within 3s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_get_specific_errors_and_exit_2() {
+    for (args, want) in [
+        (
+            &["--devices", "0"][..],
+            "--devices: must be between 1 and 10000000, got 0",
+        ),
+        (&["--cores", "0"][..], "--cores: must be at least 1, got 0"),
+        (
+            &["--duration", "-5s"][..],
+            "--duration: must not be negative",
+        ),
+        (
+            &["--no-such-flag"][..],
+            "unexpected argument '--no-such-flag'",
+        ),
+        (&["-X", "no.such.property=1"][..], "no.such.property"),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    }
+}
+
+#[test]
+fn closing_stdout_stops_the_run_and_counts_the_rest_as_failed() {
+    let mut child = iotblast()
+        .args([
+            "--sink",
+            "stdout",
+            "--devices",
+            "100",
+            "--json",
+            "--batch-size",
+            "64",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..1000 {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+    }
+    drop(out); // like `| head -1000`
+    child.stdout = Some(
+        Command::new("true")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+            .stdout
+            .take()
+            .unwrap(),
+    );
+    let (status, _, stderr) = wait_with_limit(child, Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    let s = summary_from(&stderr);
+    let sent = s["messages_sent"].as_u64().unwrap();
+    assert!(s["messages_failed"].as_u64().unwrap() > 0);
+    assert_eq!(
+        s["messages_delivered"].as_u64().unwrap() + s["messages_failed"].as_u64().unwrap(),
+        sent
+    );
+}

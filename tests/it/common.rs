@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests: the JSON Schema, consuming a topic back,
+//! and the per-device checks every end-to-end test makes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// The shipped reading schema, compiled once.
+pub fn schema() -> &'static jsonschema::Validator {
+    static S: OnceLock<jsonschema::Validator> = OnceLock::new();
+    S.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/schema/reading.schema.json"
+        );
+        let text = std::fs::read_to_string(path).expect("schema file");
+        let json: Value = serde_json::from_str(&text).expect("schema is JSON");
+        jsonschema::validator_for(&json).expect("schema compiles")
+    })
+}
+
+/// Panics with every violation if `v` does not match the reading schema.
+pub fn assert_schema_valid(v: &Value) {
+    let errors: Vec<String> = schema().iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema violations {errors:?} in {v}");
+}
+
+/// One consumed record.
+pub struct Record {
+    pub key: Option<String>,
+    pub partition: i32,
+    pub value: Value,
+}
+
+/// Reads `topic` from the beginning of all partitions until `expected` records arrived
+/// (then lingers briefly to catch extras) or `timeout` passes.
+pub fn consume(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "iotblast-tests")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    // The mock cluster keeps only the newest few segments per partition; a test that
+    // reads back more than that would see "loss" that is really retention.
+    for p in md.topics()[0].partitions() {
+        let (low, _) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        assert_eq!(
+            low,
+            0,
+            "partition {} was truncated; produce fewer records",
+            p.id()
+        );
+    }
+    let mut out = Vec::with_capacity(expected);
+    let deadline = Instant::now() + timeout;
+    let mut linger_until: Option<Instant> = None;
+    while Instant::now() < linger_until.unwrap_or(deadline) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push(Record {
+                key: m
+                    .key()
+                    .map(|k| String::from_utf8(k.to_vec()).expect("utf-8 key")),
+                partition: m.partition(),
+                value: serde_json::from_slice(m.payload().expect("payload")).expect("JSON payload"),
+            }),
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+        if out.len() >= expected && linger_until.is_none() {
+            linger_until = Some(Instant::now() + Duration::from_millis(500));
+        }
+    }
+    out
+}
+
+/// Checks that each device's seqs are exactly `0..n` (no gap, no duplicate) and returns
+/// the count per device.
+pub fn seqs_per_device<'a>(readings: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String, u64> {
+    let mut seqs: HashMap<String, Vec<u64>> = HashMap::new();
+    for v in readings {
+        let id = v["device_id"].as_str().expect("device_id").to_owned();
+        seqs.entry(id)
+            .or_default()
+            .push(v["seq"].as_u64().expect("seq"));
+    }
+    seqs.into_iter()
+        .map(|(id, mut s)| {
+            s.sort_unstable();
+            let n = s.len() as u64;
+            assert!(
+                s.iter().copied().eq(0..n),
+                "{id}: seqs are not contiguous from 0: {:?}",
+                &s[..s.len().min(20)]
+            );
+            (id, n)
+        })
+        .collect()
+}
+
+/// The readings with the generation timestamp removed, sorted: comparable across runs.
+pub fn without_timestamps(readings: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut v: Vec<String> = readings
+        .into_iter()
+        .map(|mut r| {
+            r.as_object_mut().unwrap().remove("timestamp");
+            r.to_string()
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}

@@ -1,0 +1,120 @@
+//! The library end to end against librdkafka's mock cluster: produce N readings,
+//! consume them back, check every one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use iotblast::topology::Quota;
+use iotblast::{Config, KafkaConfig, Shutdown, SinkConfig};
+use rdkafka::mocking::MockCluster;
+
+use crate::common::{assert_schema_valid, consume, seqs_per_device};
+
+fn kafka_config(bootstrap: String, topic: &str) -> Config {
+    let mut c = Config::new(SinkConfig::Kafka(KafkaConfig {
+        brokers: Some(bootstrap),
+        topic: topic.into(),
+        create_topic: false,
+        ..KafkaConfig::default()
+    }));
+    c.quiet = true;
+    c.seed = 11;
+    c
+}
+
+#[test]
+fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("it-readings", 6, 1).unwrap();
+    let mut config = kafka_config(mock.bootstrap_servers(), "it-readings");
+    config.devices = 300;
+    config.cores = 2;
+    config.batch_size = 100;
+    let n = 9_050u64;
+    config.messages = Some(n);
+
+    let summary = iotblast::run(&config, Shutdown::new()).expect("run");
+    assert_eq!(summary.messages_sent, n);
+    assert_eq!(summary.messages_delivered, n);
+    assert_eq!(summary.messages_failed, 0);
+    assert!(summary.latency_ms.max > 0.0, "ack latency was measured");
+
+    let records = consume(
+        &mock.bootstrap_servers(),
+        "it-readings",
+        n as usize,
+        Duration::from_secs(60),
+    );
+    assert_eq!(records.len() as u64, n, "exactly N readings arrive");
+    let mut partition_of: HashMap<String, i32> = HashMap::new();
+    for r in &records {
+        assert_schema_valid(&r.value);
+        let id = r.value["device_id"].as_str().unwrap();
+        assert_eq!(r.key.as_deref(), Some(id), "key == device_id");
+        let p = *partition_of.entry(id.to_owned()).or_insert(r.partition);
+        assert_eq!(
+            p, r.partition,
+            "{id} appeared in partitions {p} and {}",
+            r.partition
+        );
+    }
+    let counts = seqs_per_device(records.iter().map(|r| &r.value));
+    let quota = Quota::new(n, 300);
+    assert_eq!(counts.len(), 300);
+    for (id, c) in counts {
+        let index: u64 = id["device_".len()..].parse().unwrap();
+        assert_eq!(c, quota.of(index), "{id}");
+    }
+    assert!(
+        partition_of
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1
+    );
+}
+
+#[test]
+fn missing_topic_with_no_create_is_a_clear_error() {
+    let mock = MockCluster::new(1).unwrap();
+    let mut config = kafka_config(mock.bootstrap_servers(), "never-created");
+    config.messages = Some(10);
+    let err = iotblast::run(&config, Shutdown::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("topic 'never-created' does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dead_broker_fails_deliveries_visibly_and_stops_within_the_flush_timeout() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("it-down", 3, 1).unwrap();
+    let mut config = kafka_config(mock.bootstrap_servers(), "it-down");
+    config.devices = 100;
+    config.messages = Some(5_000);
+    config.flush_timeout = Duration::from_secs(2);
+    if let SinkConfig::Kafka(k) = &mut config.sink {
+        // Fail fast rather than retrying for librdkafka's default 5 minutes.
+        k.properties
+            .push(("message.timeout.ms".into(), "1500".into()));
+    }
+    // Metadata works (for the startup check) but every produce request fails.
+    mock.request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 5000],
+    );
+    let t = std::time::Instant::now();
+    let summary = iotblast::run(&config, Shutdown::new()).expect("run");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(summary.messages_sent, 5_000);
+    assert!(summary.messages_failed > 0, "{summary:?}");
+    assert_eq!(summary.messages_delivered + summary.messages_failed, 5_000);
+    assert!(!summary.errors.is_empty());
+}

@@ -1,0 +1,7 @@
+//! iotblast's integration tests: one binary, helpers in `common`.
+
+mod alloc_count;
+mod binary;
+mod common;
+mod encoding;
+mod engine;
