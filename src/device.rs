@@ -266,9 +266,7 @@ impl Fleet {
 
         let id = self.identity(device);
         let drained = (seq / BATTERY_DRAIN_READINGS).min(100) as u8;
-        let signal = (id.signal_base as f64 + 3.0 * jitter)
-            .round()
-            .clamp(-110.0, -30.0);
+        let signal = round_int(id.signal_base as f64 + 3.0 * jitter).clamp(-110, -30);
         Reading {
             device,
             seq,
@@ -315,10 +313,17 @@ impl Fleet {
     }
 }
 
-/// Rounds to 2 decimals, the precision of every value in a message.
+/// Rounds to 2 decimals (half away from zero), the precision of every value in a message.
 #[inline]
 pub fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
+    round_int(v * 100.0) as f64 / 100.0
+}
+
+/// Rounds half away from zero like `f64::round`, for |v| < 2^63, without the libm call
+/// that `round` compiles to on baseline x86-64 (measurable in the per-message profile).
+#[inline]
+pub fn round_int(v: f64) -> i64 {
+    (v + 0.5f64.copysign(v)) as i64
 }
 
 /// SplitMix64's finaliser: a fast, well-distributed 64-bit mix.

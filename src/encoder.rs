@@ -5,7 +5,7 @@
 //! models, firmware) are escaped once at startup with serde_json and copied verbatim.
 //! The layout is fixed; `docs/schema/reading.schema.json` describes it.
 
-use crate::device::{Fleet, Reading, SensorSpec};
+use crate::device::{round_int, Fleet, Reading, SensorSpec};
 
 /// Writes readings and keys for one fleet.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ fn write_padded(out: &mut Vec<u8>, v: u64, width: usize) {
 /// the general shortest-round-trip search.
 #[inline]
 pub fn write_fixed2(out: &mut Vec<u8>, v: f64) {
-    let cents = (v * 100.0).round() as i64;
+    let cents = round_int(v * 100.0);
     if cents < 0 {
         out.push(b'-');
     }
@@ -163,7 +163,7 @@ pub fn write_fixed2(out: &mut Vec<u8>, v: f64) {
     let frac = (c % 100) as u8;
     out.push(b'.');
     out.push(b'0' + frac / 10);
-    if frac % 10 != 0 {
+    if !frac.is_multiple_of(10) {
         out.push(b'0' + frac % 10);
     }
 }

@@ -4,6 +4,7 @@
 //! delivered or failed in `DeliveryStats`, so nothing is lost silently.
 
 pub mod kafka;
+pub mod produce_batch;
 pub mod stdout;
 
 use std::sync::Arc;

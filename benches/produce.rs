@@ -1,0 +1,113 @@
+//! Keeps the evidence for `sink::produce_batch`, which replaces rust-rdkafka's
+//! per-message `BaseProducer::send`: the same keyed batches, the same producer settings
+//! and the same delivery callback, produced to a fresh mock cluster and flushed, once
+//! message by message with `send` and once grouped by partition with
+//! `rd_kafka_produce_batch`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use iotblast::batch::Batch;
+use iotblast::device::{Fleet, FleetSpec};
+use iotblast::encoder::Encoder;
+use iotblast::sink::kafka::{client_config, DeliveryContext};
+use iotblast::sink::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
+use iotblast::stats::DeliveryStats;
+use iotblast::KafkaConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const PARTITIONS: i32 = 12;
+const BATCHES: usize = 64;
+
+fn batches() -> Vec<Batch> {
+    let fleet = Fleet::new(FleetSpec::default(), 1, 10_000);
+    let encoder = Encoder::new(fleet.clone());
+    (0..BATCHES)
+        .map(|b| {
+            let mut batch = Batch::new(1024, encoder.max_len(), 13, 0);
+            for i in 0..1024u64 {
+                let device = (b as u64 * 1024 + i) % 10_000;
+                let r = fleet.reading(device, 0, 0);
+                batch.push(|p, k| {
+                    encoder.encode(&r, p);
+                    encoder.write_key(device, k);
+                });
+            }
+            batch
+        })
+        .collect()
+}
+
+fn producer(
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) -> BaseProducer<DeliveryContext> {
+    mock.create_topic("bench", PARTITIONS, 1).unwrap();
+    client_config(&mock.bootstrap_servers(), &KafkaConfig::default())
+        .create_with_context(DeliveryContext::new(
+            Arc::new(DeliveryStats::default()),
+            Instant::now(),
+        ))
+        .unwrap()
+}
+
+fn produce(c: &mut Criterion) {
+    let batches = batches();
+    let mut g = c.benchmark_group("produce_to_mock");
+    g.throughput(Throughput::Elements((BATCHES * 1024) as u64));
+    g.sample_size(10);
+
+    g.bench_function("base_producer_send", |b| {
+        b.iter_custom(|iters| {
+            let mock = MockCluster::new(1).unwrap();
+            let producer = producer(&mock);
+            let t = Instant::now();
+            for _ in 0..iters {
+                for batch in &batches {
+                    for (key, payload) in batch.iter() {
+                        let mut record = BaseRecord::with_opaque_to("bench", 0usize)
+                            .key(key)
+                            .payload(payload);
+                        while let Err((_, r)) = producer.send(record) {
+                            record = r;
+                            producer.poll(Duration::from_micros(200));
+                        }
+                    }
+                    producer.poll(Duration::ZERO);
+                }
+            }
+            producer.flush(Duration::from_secs(60)).unwrap();
+            t.elapsed()
+        })
+    });
+
+    g.bench_function("produce_batch_grouped", |b| {
+        b.iter_custom(|iters| {
+            let mock = MockCluster::new(1).unwrap();
+            let producer = producer(&mock);
+            let partitioner = partitioner_by_name("murmur2_random").unwrap();
+            let mut bp = BatchProducer::new(&producer, "bench", partitioner, PARTITIONS).unwrap();
+            let t = Instant::now();
+            for _ in 0..iters {
+                for batch in &batches {
+                    bp.load(batch, 0);
+                    let mut start = 0;
+                    while let Enqueued::QueueFullAt(at) = bp.enqueue(start, |e| panic!("{e}")) {
+                        start = at;
+                        producer.poll(Duration::from_micros(200));
+                    }
+                    producer.poll(Duration::ZERO);
+                }
+            }
+            producer.flush(Duration::from_secs(60)).unwrap();
+            let elapsed = t.elapsed();
+            drop(bp);
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, produce);
+criterion_main!(benches);
