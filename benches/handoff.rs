@@ -1,1 +1,44 @@
-fn main() {}
+//! Cost of handing a full batch to the delivery thread and getting an empty one back,
+//! across two real threads, per batch and per message.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use iotblast::handoff::{self, Take};
+
+fn handoff_round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handoff");
+    for batch_size in [256usize, 1024] {
+        g.throughput(Throughput::Elements(batch_size as u64));
+        g.bench_function(format!("batch_{batch_size}"), |b| {
+            b.iter_custom(|iters| {
+                let (mut worker, delivery) = handoff::channel(0, batch_size, 512, 13, 4);
+                let drain = std::thread::spawn(move || {
+                    while let Ok(batch) = delivery.full.recv() {
+                        delivery.recycle(batch);
+                    }
+                });
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let batch = match worker.take() {
+                        Take::Ready(b) | Take::AfterWait(b) => b,
+                        Take::Closed => unreachable!("drain thread is alive"),
+                    };
+                    assert!(worker.ship(batch).is_none());
+                }
+                let elapsed = t.elapsed();
+                drop(worker);
+                drain.join().unwrap();
+                elapsed
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3));
+    targets = handoff_round_trip
+}
+criterion_main!(benches);

@@ -8,7 +8,7 @@ use iotblast::topology::Quota;
 use iotblast::{Config, KafkaConfig, Shutdown, SinkConfig};
 use rdkafka::mocking::MockCluster;
 
-use crate::common::{assert_schema_valid, consume, seqs_per_device};
+use crate::common::{assert_schema_valid, consume, java_partition, seqs_per_device};
 
 fn kafka_config(bootstrap: String, topic: &str) -> Config {
     let mut c = Config::new(SinkConfig::Kafka(KafkaConfig {
@@ -57,6 +57,8 @@ fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
             "{id} appeared in partitions {p} and {}",
             r.partition
         );
+        // Placement matches a Java producer's, so mixed-client pipelines agree.
+        assert_eq!(r.partition, java_partition(id.as_bytes(), 6), "{id}");
     }
     let counts = seqs_per_device(records.iter().map(|r| &r.value));
     let quota = Quota::new(n, 300);

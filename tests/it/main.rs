@@ -5,3 +5,4 @@ mod binary;
 mod common;
 mod encoding;
 mod engine;
+mod tansu;

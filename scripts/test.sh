@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need (if missing: build packages, Tansu) and runs every test:
+# unit, integration (including end to end against Tansu), and each benchmark once in
+# test mode so they cannot rot.
+# This is the README's test command; .ci/run calls it after fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# librdkafka is built from source by rdkafka-sys: it needs a C toolchain, make, perl
+# (for its configure), pkg-config, and the headers of the libraries we link (OpenSSL, zlib).
+need=()
+for pkg in build-essential pkg-config perl libssl-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+fi
+
+# Tansu, a Kafka-protocol broker written in Rust, is the real broker of the end-to-end
+# tests. Building it takes ~20 minutes once; the binary is cached outside the tree.
+TOOLS="${IOTBLAST_TOOLS:-$HOME/.cache/iotblast-tools}"
+TANSU="$TOOLS/bin/tansu"
+if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q '0\.6\.0'; then
+  echo "test.sh: installing tansu 0.6.0 into $TOOLS (one-off, ~20 minutes)" >&2
+  cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore --root "$TOOLS"
+fi
+export IOTBLAST_TANSU="$TANSU"
+
+cargo test --all-targets

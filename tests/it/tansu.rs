@@ -1,0 +1,129 @@
+//! End to end against a real Kafka-protocol broker in its own process: Tansu.
+//!
+//! `scripts/test.sh` installs Tansu (cached) and points `IOTBLAST_TANSU` at it.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use iotblast::topology::Quota;
+
+use crate::common::{assert_schema_valid, consume, java_partition, seqs_per_device};
+
+/// A Tansu broker on a free loopback port, killed on drop.
+pub struct Tansu {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Tansu {
+    pub fn start() -> Self {
+        let bin = std::env::var("IOTBLAST_TANSU").unwrap_or_else(|_| {
+            let cached = format!(
+                "{}/.cache/iotblast-tools/bin/tansu",
+                std::env::var("HOME").unwrap_or_default()
+            );
+            assert!(
+                std::path::Path::new(&cached).exists(),
+                "Tansu not found: run scripts/test.sh, which installs it, or set IOTBLAST_TANSU"
+            );
+            cached
+        });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {bin}: {e}"));
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "Tansu did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn creates_the_topic_and_delivers_every_reading_to_a_real_broker() {
+    let broker = Tansu::start();
+    let n = 10_000u64;
+    let out = Command::new(env!("CARGO_BIN_EXE_iotblast"))
+        .args([
+            "-b",
+            &broker.bootstrap,
+            "-t",
+            "e2e-readings",
+            "--partitions",
+            "3",
+        ])
+        .args([
+            "--devices",
+            "500",
+            "--messages",
+            &n.to_string(),
+            "--seed",
+            "5",
+            "--cores",
+            "2",
+        ])
+        .args(["--json", "-q"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("created topic 'e2e-readings' with 3 partitions"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["messages_delivered"].as_u64(), Some(n), "{summary}");
+    assert_eq!(summary["messages_failed"].as_u64(), Some(0), "{summary}");
+
+    let records = consume(
+        &broker.bootstrap,
+        "e2e-readings",
+        n as usize,
+        Duration::from_secs(60),
+    );
+    assert_eq!(records.len() as u64, n, "exactly N readings on the broker");
+    for r in &records {
+        assert_schema_valid(&r.value);
+        let id = r.value["device_id"].as_str().unwrap();
+        assert_eq!(r.key.as_deref(), Some(id));
+        assert_eq!(r.partition, java_partition(id.as_bytes(), 3), "{id}");
+    }
+    let counts = seqs_per_device(records.iter().map(|r| &r.value));
+    let quota = Quota::new(n, 500);
+    assert_eq!(counts.len(), 500);
+    for (id, c) in counts {
+        assert_eq!(c, quota.of(id["device_".len()..].parse().unwrap()), "{id}");
+    }
+}
