@@ -19,6 +19,27 @@ fn run(args: &[&str]) -> Output {
     iotblast().args(args).output().expect("spawn iotblast")
 }
 
+/// Starts iotblast with stdout and stderr piped.
+fn spawn(args: &[&str]) -> Child {
+    iotblast()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn iotblast")
+}
+
+/// Reads a pipe to the end on a thread of its own (empty if the test took it already).
+fn collect(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut p) = pipe {
+            p.read_to_end(&mut v).unwrap();
+        }
+        v
+    })
+}
+
 fn stdout_readings(out: &Output) -> Vec<Value> {
     String::from_utf8(out.stdout.clone())
         .expect("utf-8 stdout")
@@ -40,18 +61,8 @@ fn wait_with_limit(
     limit: Duration,
 ) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
     let t = Instant::now();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let o = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        out.read_to_end(&mut v).unwrap();
-        v
-    });
-    let e = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        err.read_to_end(&mut v).unwrap();
-        v
-    });
+    let o = collect(child.stdout.take());
+    let e = collect(child.stderr.take());
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return (status, o.join().unwrap(), e.join().unwrap());
@@ -173,21 +184,20 @@ fn sigterm_stops_flushes_and_accounts_for_every_reading() {
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic("it-sigterm", 8, 1).unwrap();
     let bootstrap = mock.bootstrap_servers();
-    let mut child = iotblast()
-        .args(["-b", &bootstrap, "-t", "it-sigterm", "--no-create-topic"])
-        .args([
-            "--devices",
-            "2000",
-            "--cores",
-            "2",
-            "--rate",
-            "4000",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&[
+        "-b",
+        &bootstrap,
+        "-t",
+        "it-sigterm",
+        "--no-create-topic",
+        "--devices",
+        "2000",
+        "--cores",
+        "2",
+        "--rate",
+        "4000",
+        "--json",
+    ]);
     // Wait until it is producing, then ask it to stop.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
@@ -260,47 +270,55 @@ fn an_unreachable_broker_fails_fast_and_clearly() {
 }
 
 #[test]
-fn bad_flags_get_specific_errors_and_exit_2() {
-    for (args, want) in [
+fn bad_input_gets_a_specific_error_and_a_non_zero_exit() {
+    // Flag errors exit 2 (clap's convention); a property librdkafka rejects is found
+    // when the producer is created and exits 1 with librdkafka's own message.
+    for (args, code, want) in [
         (
             &["--devices", "0"][..],
+            2,
             "--devices: must be between 1 and 10000000, got 0",
         ),
-        (&["--cores", "0"][..], "--cores: must be at least 1, got 0"),
+        (
+            &["--cores", "0"][..],
+            2,
+            "--cores: must be at least 1, got 0",
+        ),
         (
             &["--duration", "-5s"][..],
+            2,
             "--duration: must not be negative",
         ),
         (
             &["--no-such-flag"][..],
+            2,
             "unexpected argument '--no-such-flag'",
         ),
-        (&["-X", "no.such.property=1"][..], "no.such.property"),
+        (
+            &["-X", "no.such.property=1"][..],
+            1,
+            "No such configuration property: \"no.such.property\"",
+        ),
     ] {
         let out = run(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(want), "{args:?}: {stderr}");
-        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
     }
 }
 
 #[test]
 fn closing_stdout_stops_the_run_and_counts_the_rest_as_failed() {
-    let mut child = iotblast()
-        .args([
-            "--sink",
-            "stdout",
-            "--devices",
-            "100",
-            "--json",
-            "--batch-size",
-            "64",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&[
+        "--sink",
+        "stdout",
+        "--devices",
+        "100",
+        "--json",
+        "--batch-size",
+        "64",
+    ]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     for _ in 0..1000 {
