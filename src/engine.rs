@@ -41,26 +41,11 @@ pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
     }
 
     let deliveries = Arc::new(DeliveryStats::default());
-    let (sink, sink_name, _mock): (Box<dyn Sink>, String, Option<kafka::MockGuard>) =
-        match &config.sink {
-            SinkConfig::Kafka(k) => {
-                let opened = kafka::open(k, Arc::clone(&deliveries), config.flush_timeout)?;
-                log::info!("producing to {}", opened.description);
-                (Box::new(opened.sink), "kafka".into(), opened.mock)
-            }
-            SinkConfig::Stdout => (
-                Box::new(StdoutSink::new(Arc::clone(&deliveries))),
-                "stdout".into(),
-                None,
-            ),
-            SinkConfig::Null => (
-                Box::new(NullSink {
-                    stats: Arc::clone(&deliveries),
-                }),
-                "null".into(),
-                None,
-            ),
-        };
+    let OpenSink {
+        sink,
+        name: sink_name,
+        mock: _mock,
+    } = open_sink(config, &deliveries)?;
     if config.seed_was_random {
         log::info!(
             "seed {} (pass --seed {} to repeat this run)",
@@ -181,7 +166,7 @@ pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
             devices: config.devices,
             cores: plan.workers.len(),
             seed: config.seed,
-            sink: sink_name,
+            sink: sink_name.into(),
             blocked_s: g.blocked_ns as f64 / 1e9,
             stop_reason: shutdown.reason(),
             errors,
@@ -196,6 +181,28 @@ pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
         );
     }
     Ok(summary)
+}
+
+/// An open sink, named for the summary.
+struct OpenSink {
+    sink: Box<dyn Sink>,
+    name: &'static str,
+    /// The embedded mock cluster, if one was started; must outlive the run.
+    mock: Option<kafka::MockGuard>,
+}
+
+fn open_sink(config: &Config, deliveries: &Arc<DeliveryStats>) -> Result<OpenSink, Error> {
+    let stats = Arc::clone(deliveries);
+    let (sink, name, mock): (Box<dyn Sink>, _, _) = match &config.sink {
+        SinkConfig::Kafka(k) => {
+            let opened = kafka::open(k, stats, config.flush_timeout)?;
+            log::info!("producing to {}", opened.description);
+            (Box::new(opened.sink), "kafka", opened.mock)
+        }
+        SinkConfig::Stdout => (Box::new(StdoutSink::new(stats)), "stdout", None),
+        SinkConfig::Null => (Box::new(NullSink { stats }), "null", None),
+    };
+    Ok(OpenSink { sink, name, mock })
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {

@@ -1,10 +1,11 @@
 //! Produces batches to Kafka with one rdkafka `BaseProducer`, owned by the delivery thread.
 //!
-//! librdkafka copies key and payload on `send` (`RD_KAFKA_MSG_F_COPY`), so a batch can
-//! be recycled as soon as its loop ends. Backpressure (`QueueFull`) is a state, not an
-//! error: serve delivery reports and retry the same record. Shutdown always flushes,
-//! because dropping a producer purges its queue; whatever is still queued after the
-//! flush timeout is purged and its delivery reports count it as failed.
+//! Batches are enqueued by `produce_batch` (one librdkafka call per partition group);
+//! librdkafka copies keys and payloads (`RD_KAFKA_MSG_F_COPY`), so a batch can be
+//! recycled as soon as it is enqueued. Backpressure (`QueueFull`) is a state, not an
+//! error: serve delivery reports and retry from the refused message. Shutdown always
+//! flushes, because dropping a producer purges its queue; whatever is still queued
+//! after the flush timeout is purged and its delivery reports count it as failed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,12 +150,13 @@ pub fn open(
         }
     };
     let epoch = Instant::now();
-    let producer: BaseProducer<DeliveryContext> = client_config(&brokers, k)
+    let config = client_config(&brokers, k);
+    let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(DeliveryContext::new(Arc::clone(&stats), epoch))
         .map_err(|e| Error::Producer(e.to_string()))?;
 
     let partitions = ensure_topic(&producer, &brokers, k)?;
-    let config = client_config(&brokers, k);
+    // Always set (PRODUCER_DEFAULTS or -X); librdkafka validated the name above.
     let name = config.get("partitioner").unwrap_or("consistent_random");
     let partitioner = partitioner_by_name(name).ok_or_else(|| {
         Error::Producer(format!(
