@@ -25,13 +25,13 @@ fi
 
 # Tansu, a Kafka-protocol broker written in Rust, is the real broker of the end-to-end
 # tests. Building it takes ~20 minutes once; the binary is cached outside the tree.
-TOOLS="${IOTBLAST_TOOLS:-$HOME/.cache/iotblast-tools}"
+TOOLS="${TOOLS_CACHE:-$HOME/.cache/iotblast-tools}"
 TANSU="$TOOLS/bin/tansu"
 if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q '0\.6\.0'; then
   echo "test.sh: installing tansu 0.6.0 into $TOOLS (one-off, ~20 minutes)" >&2
   cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore --root "$TOOLS"
 fi
-export IOTBLAST_TANSU="$TANSU"
+export TANSU_BIN="$TANSU"
 
 # No Docker engine runs here, so the Dockerfile is checked statically with hadolint.
 VENV="$TOOLS/venv"

@@ -1,116 +1,154 @@
-//! Command-line flags (raw, only syntax-checked by clap) and their conversion into a
-//! validated [`Config`].
+//! Command-line flags (raw, only syntax-checked by clap), the `config` subcommands, and
+//! the last layer of the settings: flags override file and environment.
 
-use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
 
-use crate::config::{
-    self, parse_count, parse_duration, parse_rate, Config, KafkaConfig, SinkConfig,
-};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::config::{parse_count, parse_duration, parse_rate, Config, SinkConfig};
 use crate::error::ConfigError;
+use crate::settings::{Brokers, Count, Dur, Settings};
 
 /// Simulates a fleet of industrial IoT devices and produces their sensor readings to
 /// Kafka as fast as the hardware allows.
 ///
-/// Without --brokers, readings go to an embedded librdkafka mock cluster, so the tool
+/// Without brokers, readings go to an embedded librdkafka mock cluster, so the tool
 /// runs with zero setup. Progress lines and the summary go to stderr; `--json` adds a
 /// JSON summary as the last line of stdout.
 ///
+/// Settings come from four layers, each overriding the one before: built-in defaults
+/// (`iotblast config default` prints them, documented) < a YAML file (`--config`) <
+/// environment variables (IOTBLAST_ plus the dotted path in upper snake case, e.g.
+/// IOTBLAST_DEVICE_SIMULATOR_DEVICE_COUNT=5000) < these flags.
+///
 /// Exit status: 0 when every reading was delivered, 1 on a runtime error, 2 on bad
-/// flags, 3 when the run completed but some readings failed (see the summary).
+/// flags or configuration, 3 when the run completed but some readings failed.
 #[derive(Debug, Parser)]
-#[command(name = "iotblast", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "iotblast",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: Args,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check, print or generate configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE (over the built-in defaults, without the environment); exits non-zero
+    /// with the offending key and value if it is invalid.
+    Check { file: PathBuf },
+    /// Print the effective settings as YAML (defaults < --config FILE < environment),
+    /// with secrets shown as ***.
+    Print {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print the built-in defaults as a fully commented YAML file.
+    Default,
+}
+
+/// The flags of a run. Each one, when given, overrides the file and the environment.
+#[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Kafka bootstrap servers, comma-separated (host:port,...). Without it, an embedded
-    /// librdkafka mock cluster is started in-process.
+    /// YAML settings file (see `iotblast config default`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Kafka bootstrap servers, comma-separated (host:port,...); kafka.brokers. Without
+    /// any, an embedded librdkafka mock cluster is started in-process.
     #[arg(short = 'b', long, value_name = "LIST")]
     pub brokers: Option<String>,
 
-    /// Topic for the readings.
-    #[arg(short = 't', long, default_value = "device-data")]
-    pub topic: String,
+    /// Topic for the readings; kafka.topics.device_data [default: device-data].
+    #[arg(short = 't', long)]
+    pub topic: Option<String>,
 
-    /// Partitions when iotblast creates the topic.
-    #[arg(long, default_value_t = 12, allow_negative_numbers = true)]
-    pub partitions: i32,
+    /// Partitions when iotblast creates the topic; kafka.partitions [default: 12].
+    #[arg(long, allow_negative_numbers = true)]
+    pub partitions: Option<i32>,
 
-    /// Replication factor when iotblast creates the topic; -1 uses the broker default.
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
-    pub replication_factor: i32,
+    /// Replication factor when iotblast creates the topic, -1 for the broker default;
+    /// kafka.replication_factor [default: -1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub replication_factor: Option<i32>,
 
     /// Fail instead of creating the topic when it does not exist.
     #[arg(long)]
     pub no_create_topic: bool,
 
-    /// librdkafka property passed through verbatim, e.g. -X compression.type=lz4 (repeatable).
+    /// librdkafka property passed through verbatim, e.g. -X compression.type=lz4
+    /// (repeatable); applied after kafka.librdkafka.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
 
-    /// Give up if the brokers cannot be reached within this time at startup.
-    #[arg(
-        long,
-        default_value = "10s",
-        value_name = "DUR",
-        allow_hyphen_values = true
-    )]
-    pub connect_timeout: String,
+    /// Give up if the brokers cannot be reached within this time at startup;
+    /// kafka.connect_timeout [default: 10s].
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub connect_timeout: Option<String>,
 
     /// Where readings go.
     #[arg(long, value_enum, default_value_t = SinkKind::Kafka)]
     pub sink: SinkKind,
 
-    /// Generator threads, each pinned to its own core [default: available cores - 1, at least 1].
+    /// Generator threads, each pinned to its own core; device.simulator.worker_pool_size
+    /// [default: available cores - 1, at least 1].
     #[arg(short = 'c', long, value_name = "N", allow_negative_numbers = true)]
     pub cores: Option<i64>,
 
-    /// Number of simulated devices (1 to 10m; k and m suffixes allowed).
-    #[arg(
-        short = 'd',
-        long,
-        default_value = "1000",
-        value_name = "N",
-        allow_hyphen_values = true
-    )]
-    pub devices: String,
+    /// Number of simulated devices (1 to 10m; k and m suffixes allowed);
+    /// device.simulator.device_count [default: 1000].
+    #[arg(short = 'd', long, value_name = "N", allow_hyphen_values = true)]
+    pub devices: Option<String>,
 
-    /// Seed for all readings; the same seed gives the same readings. Random if absent (and printed).
+    /// Seed for all readings; the same seed gives the same readings. Random if absent
+    /// (and printed); run.seed.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
 
-    /// Messages per batch handed from a worker to the delivery thread.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
-    pub batch_size: usize,
+    /// Messages per batch handed from a worker to the delivery thread;
+    /// device.simulator.batch_size [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
 
-    /// Total target rate in messages/s (k and m suffixes allowed); 0 or absent is as fast as possible.
+    /// Total target rate in messages/s (k and m suffixes allowed); 0 is as fast as
+    /// possible; run.rate.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub rate: Option<String>,
 
-    /// Stop after this long (e.g. 30s, 5m). Without --duration or --messages, run until Ctrl-C.
+    /// Stop after this long (e.g. 30s, 5m); run.duration. Without a duration or a
+    /// message count, run until Ctrl-C.
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub duration: Option<String>,
 
-    /// Stop after this many readings in total (k and m suffixes allowed).
+    /// Stop after this many readings in total (k and m suffixes allowed); run.messages.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub messages: Option<String>,
 
-    /// Interval between progress lines.
-    #[arg(
-        long,
-        default_value = "5s",
-        value_name = "DUR",
-        allow_hyphen_values = true
-    )]
-    pub report_interval: String,
+    /// Interval between progress lines; run.report_interval [default: 5s].
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub report_interval: Option<String>,
 
-    /// How long shutdown waits for outstanding deliveries before counting them as failed.
-    #[arg(
-        long,
-        default_value = "30s",
-        value_name = "DUR",
-        allow_hyphen_values = true
-    )]
-    pub flush_timeout: String,
+    /// How long shutdown waits for outstanding deliveries before counting them as
+    /// failed; kafka.flush_timeout [default: 30s].
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub flush_timeout: Option<String>,
 
-    /// Building labels, comma-separated (e.g. "A栋,B栋"); reused with a -2, -3 suffix when the fleet needs more.
+    /// Building labels, comma-separated (e.g. "A栋,B栋"); device.simulator.buildings.
     #[arg(long, value_name = "LABELS", value_delimiter = ',')]
     pub buildings: Option<Vec<String>>,
 
@@ -126,7 +164,7 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SinkKind {
-    /// Produce to Kafka (--brokers, or the embedded mock cluster).
+    /// Produce to Kafka (kafka.brokers, or the embedded mock cluster).
     Kafka,
     /// Newline-delimited JSON on stdout, one reading per line.
     Stdout,
@@ -135,34 +173,25 @@ pub enum SinkKind {
 }
 
 impl Args {
-    /// Checks every flag and builds the frozen config.
-    pub fn into_config(self) -> Result<Config, ConfigError> {
-        let sink = match self.sink {
-            SinkKind::Kafka => {
-                let mut properties = Vec::with_capacity(self.properties.len());
-                for p in &self.properties {
-                    match p.split_once('=') {
-                        Some((k, v)) if !k.trim().is_empty() => {
-                            properties.push((k.trim().to_owned(), v.to_owned()))
-                        }
-                        _ => {
-                            return Err(ConfigError::new(
-                                "-X",
-                                format!("expected KEY=VALUE, got '{p}'"),
-                            ))
-                        }
-                    }
-                }
-                SinkConfig::Kafka(KafkaConfig {
-                    brokers: self.brokers.clone(),
-                    topic: self.topic.clone(),
-                    partitions: self.partitions,
-                    replication_factor: self.replication_factor,
-                    create_topic: !self.no_create_topic,
-                    properties,
-                    connect_timeout: parse_duration("--connect-timeout", &self.connect_timeout)?,
-                })
+    /// Builds the frozen config from all layers: defaults, `--config`, the environment
+    /// `env` and these flags. Returns it with warnings about the environment.
+    /// The third value is the log level (`log.level`).
+    pub fn into_config(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>, String), ConfigError> {
+        let (mut settings, warnings) = Settings::load(self.config.as_deref(), env)?;
+        let flags = self.apply(&mut settings)?;
+        let mut config = settings.to_config().map_err(|mut e| {
+            // An error about a value a flag set names the flag, as the user wrote it.
+            if let Some((_, flag)) = flags.iter().find(|(path, _)| *path == e.key) {
+                e.key = (*flag).to_owned();
             }
+            e
+        })?;
+        config.quiet = self.quiet;
+        match self.sink {
+            SinkKind::Kafka => {}
             other => {
                 let name = if other == SinkKind::Stdout {
                     "stdout"
@@ -181,61 +210,116 @@ impl Args {
                         format!("librdkafka properties have no effect with --sink {name}"),
                     ));
                 }
-                if other == SinkKind::Stdout {
+                config.sink = if other == SinkKind::Stdout {
                     SinkConfig::Stdout
                 } else {
                     SinkConfig::Null
+                };
+            }
+        }
+        Ok((config, warnings, settings.log.level))
+    }
+
+    /// Writes the given flags over `settings`; returns `(settings path, flag)` for each.
+    fn apply(&self, s: &mut Settings) -> Result<Vec<(&'static str, &'static str)>, ConfigError> {
+        let mut set = Vec::new();
+        let mut mark = |path, flag| set.push((path, flag));
+        if let Some(b) = &self.brokers {
+            s.kafka.brokers = Brokers(
+                b.split(',')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
+            );
+            if s.kafka.brokers.0.is_empty() {
+                return Err(ConfigError::new(
+                    "--brokers",
+                    "must list at least one host:port",
+                ));
+            }
+            mark("kafka.brokers", "--brokers");
+        }
+        if let Some(t) = &self.topic {
+            s.kafka.topics.device_data = t.clone();
+            mark("kafka.topics.device_data", "--topic");
+        }
+        if let Some(p) = self.partitions {
+            s.kafka.partitions = p;
+            mark("kafka.partitions", "--partitions");
+        }
+        if let Some(r) = self.replication_factor {
+            s.kafka.replication_factor = r;
+            mark("kafka.replication_factor", "--replication-factor");
+        }
+        if self.no_create_topic {
+            s.kafka.create_topic = false;
+        }
+        for p in &self.properties {
+            match p.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    s.kafka.librdkafka.insert(k.trim().to_owned(), v.to_owned());
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        "-X",
+                        format!("expected KEY=VALUE, got '{p}'"),
+                    ))
                 }
             }
-        };
-        let mut c = Config::new(sink);
-        c.devices = parse_count("--devices", &self.devices)?;
-        c.cores = match self.cores {
-            None => config::default_cores(),
-            Some(n) if n >= 1 => n as usize,
-            Some(n) => {
+        }
+        if let Some(d) = &self.connect_timeout {
+            s.kafka.connect_timeout = Dur(parse_duration("--connect-timeout", d)?);
+            mark("kafka.connect_timeout", "--connect-timeout");
+        }
+        if let Some(d) = &self.flush_timeout {
+            s.kafka.flush_timeout = Dur(parse_duration("--flush-timeout", d)?);
+        }
+        if let Some(n) = self.cores {
+            if n < 1 {
                 return Err(ConfigError::new(
                     "--cores",
                     format!("must be at least 1, got {n}"),
-                ))
+                ));
             }
-        };
-        (c.seed, c.seed_was_random) = match self.seed {
-            Some(s) => (s, false),
-            None => (random_seed(), true),
-        };
-        c.batch_size = self.batch_size;
-        c.rate = match &self.rate {
-            None => None,
-            Some(r) => Some(parse_rate("--rate", r)?).filter(|r| *r != 0.0),
-        };
-        c.duration = self
-            .duration
-            .as_deref()
-            .map(|d| parse_duration("--duration", d))
-            .transpose()?;
-        c.messages = self
-            .messages
-            .as_deref()
-            .map(|m| parse_count("--messages", m))
-            .transpose()?;
-        c.report_interval = parse_duration("--report-interval", &self.report_interval)?;
-        c.flush_timeout = parse_duration("--flush-timeout", &self.flush_timeout)?;
-        c.quiet = self.quiet;
-        if let Some(b) = self.buildings {
-            c.fleet.buildings = b;
+            s.device.simulator.worker_pool_size = Some(n as usize);
+            mark("device.simulator.worker_pool_size", "--cores");
         }
-        c.validate()?;
-        Ok(c)
+        if let Some(d) = &self.devices {
+            s.device.simulator.device_count = Count(parse_count("--devices", d)?);
+            mark("device.simulator.device_count", "--devices");
+        }
+        if let Some(b) = self.batch_size {
+            s.device.simulator.batch_size = b;
+            mark("device.simulator.batch_size", "--batch-size");
+        }
+        if let Some(b) = &self.buildings {
+            s.device.simulator.buildings = b.clone();
+            mark("device.simulator.buildings", "--buildings");
+        }
+        if let Some(seed) = self.seed {
+            s.run.seed = Some(seed);
+        }
+        if let Some(r) = &self.rate {
+            let rate = parse_rate("--rate", r)?;
+            // Counts are whole messages per second; a fractional rate rounds up to 1/s
+            // rather than silently meaning "unlimited".
+            s.run.rate = Some(Count(if rate > 0.0 { rate.ceil() as u64 } else { 0 }));
+            mark("run.rate", "--rate");
+        }
+        if let Some(d) = &self.duration {
+            s.run.duration = Some(Dur(parse_duration("--duration", d)?));
+            mark("run.duration", "--duration");
+        }
+        if let Some(m) = &self.messages {
+            s.run.messages = Some(Count(parse_count("--messages", m)?));
+            mark("run.messages", "--messages");
+        }
+        if let Some(r) = &self.report_interval {
+            s.run.report_interval = Dur(parse_duration("--report-interval", r)?);
+            mark("run.report_interval", "--report-interval");
+        }
+        Ok(set)
     }
-}
-
-/// A seed from the OS's randomness (std seeds `RandomState` from it).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    h.finish()
 }
 
 #[cfg(test)]
@@ -245,9 +329,10 @@ mod tests {
     fn config(args: &[&str]) -> Result<Config, String> {
         let mut v = vec!["iotblast"];
         v.extend_from_slice(args);
-        Args::try_parse_from(v)
-            .map_err(|e| e.to_string())?
-            .into_config()
+        let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
+        cli.run
+            .into_config(std::iter::empty())
+            .map(|(c, _, _)| c)
             .map_err(|e| e.to_string())
     }
 
@@ -325,7 +410,10 @@ mod tests {
         let SinkConfig::Kafka(k) = c.sink else {
             panic!("kafka sink expected")
         };
-        assert_eq!(k.properties, vec![("acks".to_owned(), "1".to_owned())]);
+        assert_eq!(
+            k.properties.iter().rev().find(|(key, _)| key == "acks"),
+            Some(&("acks".to_owned(), "1".to_owned()))
+        );
         assert_eq!(k.brokers.as_deref(), Some("127.0.0.1:9092"));
         assert!(config(&[]).unwrap().seed_was_random);
     }

@@ -73,42 +73,48 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.devices == 0 || self.devices > MAX_DEVICES {
             return Err(ConfigError::new(
-                "--devices",
+                "device.simulator.device_count",
                 format!("must be between 1 and {MAX_DEVICES}, got {}", self.devices),
             ));
         }
         if self.cores == 0 || self.cores > 1024 {
             return Err(ConfigError::new(
-                "--cores",
+                "device.simulator.worker_pool_size",
                 format!("must be between 1 and 1024, got {}", self.cores),
             ));
         }
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
             return Err(ConfigError::new(
-                "--batch-size",
+                "device.simulator.batch_size",
                 format!("must be between 1 and 1000000, got {}", self.batch_size),
             ));
         }
         if self.batches_in_flight == 0 {
-            return Err(ConfigError::new("batches_in_flight", "must be at least 1"));
+            return Err(ConfigError::new(
+                "device.simulator.queue_buffer_size",
+                "must be at least 1, got 0",
+            ));
         }
         if let Some(rate) = self.rate {
             if !rate.is_finite() || rate <= 0.0 {
                 return Err(ConfigError::new(
-                    "--rate",
+                    "run.rate",
                     format!("must be a positive number of messages per second, got {rate}"),
                 ));
             }
         }
         if self.messages == Some(0) {
-            return Err(ConfigError::new("--messages", "must be at least 1, got 0"));
+            return Err(ConfigError::new(
+                "run.messages",
+                "must be at least 1, got 0",
+            ));
         }
         if self.duration == Some(Duration::ZERO) {
-            return Err(ConfigError::new("--duration", "must be greater than 0"));
+            return Err(ConfigError::new("run.duration", "must be greater than 0"));
         }
         if self.report_interval < Duration::from_millis(100) {
             return Err(ConfigError::new(
-                "--report-interval",
+                "run.report_interval",
                 format!(
                     "must be at least 100ms, got {}",
                     humantime::format_duration(self.report_interval)
@@ -170,7 +176,7 @@ impl KafkaConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.topic.is_empty() || self.topic.len() > 249 {
             return Err(ConfigError::new(
-                "--topic",
+                "kafka.topics.device_data",
                 format!("must be 1 to 249 characters, got '{}'", self.topic),
             ));
         }
@@ -180,7 +186,7 @@ impl KafkaConfig {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
         {
             return Err(ConfigError::new(
-                "--topic",
+                "kafka.topics.device_data",
                 format!(
                     "'{}' contains '{bad}'; Kafka topic names allow only ASCII letters, digits, '.', '_' and '-'",
                     self.topic
@@ -189,13 +195,13 @@ impl KafkaConfig {
         }
         if self.partitions < 1 {
             return Err(ConfigError::new(
-                "--partitions",
+                "kafka.partitions",
                 format!("must be at least 1, got {}", self.partitions),
             ));
         }
         if self.replication_factor == 0 || self.replication_factor < -1 {
             return Err(ConfigError::new(
-                "--replication-factor",
+                "kafka.replication_factor",
                 format!(
                     "must be -1 (broker default) or at least 1, got {}",
                     self.replication_factor
@@ -204,12 +210,12 @@ impl KafkaConfig {
         }
         if let Some(b) = &self.brokers {
             if b.trim().is_empty() {
-                return Err(ConfigError::new("--brokers", "must not be empty"));
+                return Err(ConfigError::new("kafka.brokers", "must not be empty"));
             }
         }
         if self.connect_timeout.is_zero() {
             return Err(ConfigError::new(
-                "--connect-timeout",
+                "kafka.connect_timeout",
                 "must be greater than 0",
             ));
         }
@@ -335,14 +341,17 @@ mod tests {
         let mut c = Config::new(SinkConfig::Null);
         c.devices = 0;
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.starts_with("--devices:") && e.contains("got 0"), "{e}");
+        assert!(
+            e.starts_with("device.simulator.device_count:") && e.contains("got 0"),
+            "{e}"
+        );
         let mut c = Config::new(SinkConfig::Null);
         c.cores = 0;
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .starts_with("--cores:"));
+            .starts_with("device.simulator.worker_pool_size:"));
         let c = Config::new(SinkConfig::Kafka(KafkaConfig {
             topic: "bad topic".into(),
             ..KafkaConfig::default()

@@ -156,7 +156,7 @@ impl FleetSpec {
             ));
         }
         for (key, list) in [
-            ("--buildings", &self.buildings),
+            ("device.simulator.buildings", &self.buildings),
             ("device.models", &self.models),
             ("device.firmwares", &self.firmwares),
         ] {

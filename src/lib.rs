@@ -21,6 +21,7 @@ pub mod error;
 pub mod handoff;
 pub mod pacer;
 pub mod report;
+pub mod settings;
 pub mod shutdown;
 pub mod sink;
 pub mod stats;

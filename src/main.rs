@@ -1,10 +1,13 @@
-//! The `iotblast` binary: parse flags, run, print the summary, map the outcome to an exit code.
+//! The `iotblast` binary: parse flags, run (or a `config` subcommand), print the summary,
+//! map the outcome to an exit code.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use iotblast::cli::Args;
+use iotblast::cli::{Cli, Command, ConfigCommand};
+use iotblast::settings::{self, Settings};
+use iotblast::sink::kafka;
 use iotblast::{report, Error, SinkConfig};
 
 #[global_allocator]
@@ -23,8 +26,15 @@ fn main() -> ExitCode {
         // SAFETY: sets a process-wide option before any thread is started.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
     }
-    let args = Args::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Config(c)) => config_command(c),
+        None => run(cli.run),
+    }
+}
+
+fn init_logging(level: &str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format(|f, r| {
             writeln!(
                 f,
@@ -34,14 +44,62 @@ fn main() -> ExitCode {
             )
         })
         .init();
-    let json = args.json;
-    let config = match args.into_config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("iotblast: error: {e}");
-            return ExitCode::from(2);
+}
+
+fn config_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("iotblast: error: {e}");
+    ExitCode::from(2)
+}
+
+fn config_command(c: ConfigCommand) -> ExitCode {
+    match c {
+        ConfigCommand::Check { file } => {
+            let checked = Settings::from_file(&file)
+                .and_then(|s| s.to_config())
+                .map_err(Error::from)
+                .and_then(|c| match &c.sink {
+                    SinkConfig::Kafka(k) => kafka::check_properties(k),
+                    _ => Ok(()),
+                });
+            match checked {
+                Ok(()) => {
+                    eprintln!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                // Errors about the file itself already name it.
+                Err(Error::Config(e)) if e.key == file.display().to_string() => config_error(e),
+                Err(e) => config_error(format_args!("{}: {e}", file.display())),
+            }
         }
+        ConfigCommand::Print { config } => {
+            match Settings::load(config.as_deref(), std::env::vars()) {
+                Ok((s, warnings)) => {
+                    for w in warnings {
+                        eprintln!("iotblast: warn: {w}");
+                    }
+                    print!("{}", s.to_yaml());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(e),
+            }
+        }
+        ConfigCommand::Default => {
+            print!("{}", settings::default_yaml_commented());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run(args: iotblast::cli::Args) -> ExitCode {
+    let json = args.json;
+    let (config, warnings, level) = match args.into_config(std::env::vars()) {
+        Ok((c, w, level)) => (c, w, level),
+        Err(e) => return config_error(e),
     };
+    init_logging(&level);
+    for w in warnings {
+        log::warn!("{w}");
+    }
     let shutdown = iotblast::Shutdown::new();
     if let Err(e) = shutdown.install_signal_handlers() {
         eprintln!("iotblast: error: {}", Error::Signals(e));

@@ -20,20 +20,16 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext,
 use crate::batch::Batch;
 use crate::config::KafkaConfig;
 use crate::error::Error;
+use crate::settings::ProducerSettings;
 use crate::shutdown::Shutdown;
 use crate::sink::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
 use crate::sink::Sink;
 use crate::stats::DeliveryStats;
 
-/// Our librdkafka defaults, tuned for throughput. `-X` overrides any of them.
+/// Our librdkafka defaults that have no setting of their own, tuned for throughput.
+/// The others (linger, batch.num.messages, ...) are `settings::ProducerSettings`'s
+/// defaults. `kafka.librdkafka` and `-X` override any of them.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
-    // The most important throughput knob (librdkafka INTRODUCTION.md): wait up to 20 ms
-    // to fill a MessageSet. The 5 ms default sends many small requests under load; the
-    // cost is at most 20 ms of added latency at low rates.
-    ("linger.ms", "20"),
-    // Up to 10k messages (~4.5 MB of readings) per MessageSet, so a full linger is not
-    // cut short by the message count before `batch.size` (1 MB) is reached.
-    ("batch.num.messages", "10000"),
     ("batch.size", "1000000"),
     // Bound librdkafka's queue to 32 MiB (about 65k readings). The 1 GiB default lets a
     // slow cluster balloon the process, and a full queue only adds latency: against
@@ -42,7 +38,6 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     // pushes back (QueueFull) to the delivery thread and from there to the workers.
     // 32 MiB still holds 60 ms at 500 MB/s, ample for linger plus a real network's RTT.
     ("queue.buffering.max.kbytes", "32768"),
-    ("queue.buffering.max.messages", "500000"),
     // Java's default for keyed records: a device lands in the same partition as it would
     // from a Java producer, so pipelines mixing clients agree on placement.
     ("partitioner", "murmur2_random"),
@@ -112,18 +107,29 @@ pub struct Opened {
     pub mock: Option<MockGuard>,
 }
 
-/// Builds the producer config: our defaults, then `-X` properties on top.
+/// Builds the producer config: our defaults, then the configured properties on top.
 pub fn client_config(brokers: &str, k: &KafkaConfig) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers);
-    cfg.set("client.id", "iotblast");
     for (key, value) in PRODUCER_DEFAULTS {
         cfg.set(*key, *value);
+    }
+    for (key, value) in ProducerSettings::default().properties() {
+        cfg.set(key, value);
     }
     for (key, value) in &k.properties {
         cfg.set(key, value);
     }
     cfg
+}
+
+/// Checks the producer properties with librdkafka itself, without creating a client,
+/// so a property it rejects is reported with librdkafka's own message.
+pub fn check_properties(k: &KafkaConfig) -> Result<(), Error> {
+    client_config(k.brokers.as_deref().unwrap_or("127.0.0.1:9092"), k)
+        .create_native_config()
+        .map(|_| ())
+        .map_err(|e| Error::Producer(e.to_string()))
 }
 
 /// Connects (or starts the embedded mock), makes sure the topic exists and creates the producer.

@@ -3,6 +3,7 @@
 mod alloc_count;
 mod binary;
 mod common;
+mod config;
 mod encoding;
 mod engine;
 mod tansu;

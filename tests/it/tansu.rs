@@ -1,6 +1,6 @@
 //! End to end against a real Kafka-protocol broker in its own process: Tansu.
 //!
-//! `scripts/test.sh` installs Tansu (cached) and points `IOTBLAST_TANSU` at it.
+//! `scripts/test.sh` installs Tansu (cached) and points `TANSU_BIN` at it.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -18,14 +18,14 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Self {
-        let bin = std::env::var("IOTBLAST_TANSU").unwrap_or_else(|_| {
+        let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
             let cached = format!(
                 "{}/.cache/iotblast-tools/bin/tansu",
                 std::env::var("HOME").unwrap_or_default()
             );
             assert!(
                 std::path::Path::new(&cached).exists(),
-                "Tansu not found: run scripts/test.sh, which installs it, or set IOTBLAST_TANSU"
+                "Tansu not found: run scripts/test.sh, which installs it, or set TANSU_BIN"
             );
             cached
         });
