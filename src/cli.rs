@@ -63,7 +63,7 @@ pub enum ConfigCommand {
 }
 
 /// The flags of a run. Each one, when given, overrides the file and the environment.
-#[derive(Debug, ClapArgs)]
+#[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
     /// YAML settings file (see `iotblast config default`).
     #[arg(long, value_name = "FILE")]
@@ -162,6 +162,9 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// A setting a flag set: `(settings path, flag)`.
+pub type FlagSet = (&'static str, &'static str);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SinkKind {
     /// Produce to Kafka (kafka.brokers, or the embedded mock cluster).
@@ -173,15 +176,24 @@ pub enum SinkKind {
 }
 
 impl Args {
-    /// Builds the frozen config from all layers: defaults, `--config`, the environment
-    /// `env` and these flags. Returns it with warnings about the environment.
-    /// The third value is the log level (`log.level`).
+    /// All layers as settings: defaults, `--config`, the environment `env` and these
+    /// flags. Also returns which settings the flags set, and environment warnings.
+    pub fn settings(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Settings, Vec<FlagSet>, Vec<String>), ConfigError> {
+        let (mut settings, warnings) = Settings::load(self.config.as_deref(), env)?;
+        let flags = self.apply(&mut settings)?;
+        Ok((settings, flags, warnings))
+    }
+
+    /// Builds the frozen config from all layers (see [`Args::settings`]). Returns it with
+    /// the effective settings and warnings about the environment.
     pub fn into_config(
         self,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Config, Vec<String>, String), ConfigError> {
-        let (mut settings, warnings) = Settings::load(self.config.as_deref(), env)?;
-        let flags = self.apply(&mut settings)?;
+    ) -> Result<(Config, Settings, Vec<String>), ConfigError> {
+        let (settings, flags, warnings) = self.settings(env)?;
         let mut config = settings.to_config().map_err(|mut e| {
             // An error about a value a flag set names the flag, as the user wrote it.
             if let Some((_, flag)) = flags.iter().find(|(path, _)| *path == e.key) {
@@ -217,11 +229,11 @@ impl Args {
                 };
             }
         }
-        Ok((config, warnings, settings.log.level))
+        Ok((config, settings, warnings))
     }
 
     /// Writes the given flags over `settings`; returns `(settings path, flag)` for each.
-    fn apply(&self, s: &mut Settings) -> Result<Vec<(&'static str, &'static str)>, ConfigError> {
+    fn apply(&self, s: &mut Settings) -> Result<Vec<FlagSet>, ConfigError> {
         let mut set = Vec::new();
         let mut mark = |path, flag| set.push((path, flag));
         if let Some(b) = &self.brokers {

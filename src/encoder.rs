@@ -40,6 +40,16 @@ impl Encoder {
         &self.fleet
     }
 
+    /// Takes the four sensors' ranges and thresholds from `spec` (a live reload); the
+    /// escaped label tables stay, since labels cannot change while running.
+    pub fn set_thresholds(&mut self, spec: &crate::device::FleetSpec) {
+        let s = &mut self.fleet.spec;
+        s.temperature = spec.temperature;
+        s.humidity = spec.humidity;
+        s.pressure = spec.pressure;
+        s.current = spec.current;
+    }
+
     /// An upper bound on the length of one encoded reading, used to size batch buffers
     /// so that encoding never has to grow them.
     pub fn max_len(&self) -> usize {

@@ -4,6 +4,7 @@
 //! turns signals into a stop request, and waits for the delivery thread, which ends
 //! after the last worker has finished and the sink has flushed.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use crate::device::Fleet;
 use crate::encoder::Encoder;
 use crate::error::Error;
 use crate::handoff;
+use crate::live::{Live, LiveSettings};
 use crate::report::{self, Latency, Summary};
 use crate::shutdown::Shutdown;
 use crate::sink::{kafka, stdout::StdoutSink, NullSink, Sink};
@@ -27,6 +29,24 @@ const TICK: Duration = Duration::from_millis(20);
 /// Runs to completion and returns the summary. Progress lines go to stderr unless
 /// `config.quiet`. Stops early when `shutdown` is requested.
 pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
+    run_live(config, shutdown, Arc::new(Live::new(live_settings(config))))
+}
+
+/// The live part of `config`, to start a `Live` from.
+pub fn live_settings(config: &Config) -> LiveSettings {
+    LiveSettings {
+        rate: config.rate,
+        fleet: config.fleet.clone(),
+    }
+}
+
+/// Like [`run`], with rate and thresholds taken from `live`, which may change while
+/// the run goes on (see `reload`).
+pub fn run_live(
+    config: &Config,
+    shutdown: Arc<Shutdown>,
+    live: Arc<Live>,
+) -> Result<Summary, Error> {
     config.validate()?;
     let fleet = Fleet::new(config.fleet.clone(), config.seed, config.devices);
     let encoder = Encoder::new(fleet);
@@ -76,7 +96,8 @@ pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
             devices: wp.devices.clone(),
             encoder: encoder.clone(),
             quota,
-            rate: config.rate.map(|r| r * share),
+            share,
+            live: Arc::clone(&live),
             linger: config.batch_linger,
             handoff: side,
             stats,
@@ -169,6 +190,8 @@ pub fn run(config: &Config, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
             sink: sink_name.into(),
             blocked_s: g.blocked_ns as f64 / 1e9,
             stop_reason: shutdown.reason(),
+            config_reloads: live.reloads.load(Relaxed),
+            config_reload_failures: live.reload_failures.load(Relaxed),
             errors,
         }
     });

@@ -56,6 +56,9 @@ pub enum Error {
     #[error("could not install signal handlers: {0}")]
     Signals(std::io::Error),
 
+    #[error("cannot watch configuration file {path}: {reason}")]
+    Watch { path: String, reason: String },
+
     #[error("thread '{0}' panicked")]
     Panicked(String),
 }

@@ -3,12 +3,14 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use iotblast::cli::{Cli, Command, ConfigCommand};
+use iotblast::live::Live;
 use iotblast::settings::{self, Settings};
 use iotblast::sink::kafka;
-use iotblast::{report, Error, SinkConfig};
+use iotblast::{engine, reload, report, Error, SinkConfig};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,17 +35,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format(|f, r| {
-            writeln!(
-                f,
-                "iotblast: {}: {}",
-                r.level().as_str().to_lowercase(),
-                r.args()
-            )
-        })
-        .init();
+/// Logs go to stderr. RUST_LOG, when set, decides the filter; otherwise `log.level`
+/// does, through `log`'s global maximum, which a reload can change.
+fn init_logging(level: log::LevelFilter) {
+    let rust_log = std::env::var_os("RUST_LOG").is_some();
+    let mut b = if rust_log {
+        env_logger::Builder::from_env(env_logger::Env::default())
+    } else {
+        let mut b = env_logger::Builder::new();
+        b.filter_level(log::LevelFilter::Trace);
+        b
+    };
+    b.format(|f, r| {
+        writeln!(
+            f,
+            "iotblast: {}: {}",
+            r.level().as_str().to_lowercase(),
+            r.args()
+        )
+    })
+    .init();
+    if !rust_log {
+        log::set_max_level(level);
+    }
+}
+
+fn set_log_level(level: &str) -> Result<(), String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        log::warn!("log.level {level} not applied: RUST_LOG is set and takes precedence");
+        return Ok(());
+    }
+    let filter = settings::log_level(level).ok_or_else(|| format!("unknown level '{level}'"))?;
+    log::set_max_level(filter);
+    Ok(())
 }
 
 fn config_error(e: impl std::fmt::Display) -> ExitCode {
@@ -92,11 +116,14 @@ fn config_command(c: ConfigCommand) -> ExitCode {
 
 fn run(args: iotblast::cli::Args) -> ExitCode {
     let json = args.json;
-    let (config, warnings, level) = match args.into_config(std::env::vars()) {
-        Ok((c, w, level)) => (c, w, level),
+    // The environment is read once: a reload re-applies this snapshot, so only the file
+    // can change a running configuration.
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (config, settings, warnings) = match args.clone().into_config(env.clone()) {
+        Ok(built) => built,
         Err(e) => return config_error(e),
     };
-    init_logging(&level);
+    init_logging(settings::log_level(&settings.log.level).unwrap_or(log::LevelFilter::Info));
     for w in warnings {
         log::warn!("{w}");
     }
@@ -105,7 +132,27 @@ fn run(args: iotblast::cli::Args) -> ExitCode {
         eprintln!("iotblast: error: {}", Error::Signals(e));
         return ExitCode::from(1);
     }
-    let summary = match iotblast::run(&config, shutdown) {
+    let live = Arc::new(Live::new(engine::live_settings(&config)));
+    let file = args.config.clone();
+    let rebuild: reload::Rebuild = Box::new(move || args.settings(env.clone()).map(|(s, _, _)| s));
+    let reloader = match reload::spawn(
+        file,
+        rebuild,
+        settings,
+        Arc::clone(&live),
+        Arc::clone(&shutdown),
+        Box::new(set_log_level),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iotblast: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = engine::run_live(&config, Arc::clone(&shutdown), live);
+    shutdown.request("run finished");
+    reloader.join();
+    let summary = match result {
         Ok(s) => s,
         Err(e) => {
             eprintln!("iotblast: error: {e:#}");

@@ -23,6 +23,11 @@ impl Pacer {
         }
     }
 
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        1e9 / self.interval_ns
+    }
+
     /// When the next message is due.
     #[inline]
     pub fn due(&self) -> Instant {

@@ -63,6 +63,10 @@ pub struct Summary {
     pub blocked_s: f64,
     /// Why the run stopped early, if it did (signal, duration, closed stdout).
     pub stop_reason: Option<String>,
+    /// Configuration reloads applied during the run.
+    pub config_reloads: u64,
+    /// Reloads refused (invalid file, or a change that needs a restart).
+    pub config_reload_failures: u64,
     /// Failure reasons with counts.
     pub errors: BTreeMap<String, u64>,
 }

@@ -610,6 +610,15 @@ impl Settings {
                 ),
             ));
         }
+        if log_level(&self.log.level).is_none() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!(
+                    "must be off, error, warn, info, debug or trace, got '{}'",
+                    self.log.level
+                ),
+            ));
+        }
         if ![-1, 0, 1].contains(&k.producer.required_acks) {
             return Err(ConfigError::new(
                 "kafka.producer.required_acks",
@@ -723,6 +732,11 @@ impl Settings {
         );
         Ok(props)
     }
+}
+
+/// The `log` filter for a `log.level` value.
+pub fn log_level(level: &str) -> Option<log::LevelFilter> {
+    level.trim().parse().ok()
 }
 
 /// A seed from the OS's randomness (std seeds `RandomState` from it).

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::batch::Batch;
 use crate::encoder::Encoder;
 use crate::handoff::{Take, WorkerSide};
+use crate::live::Live;
 use crate::pacer::Pacer;
 use crate::shutdown::Shutdown;
 use crate::stats::WorkerStats;
@@ -21,6 +22,14 @@ use crate::topology::Quota;
 /// Unpaced, read the wall clock once per this many readings.
 const CLOCK_EVERY: u32 = 32;
 
+/// What waiting for the pacer ended with.
+enum Wait {
+    Due,
+    Stop,
+    /// The live settings changed: apply them, then wait again.
+    Changed,
+}
+
 /// Longest single sleep while pacing, so a stop request is seen promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
@@ -28,8 +37,10 @@ pub struct Worker {
     pub devices: Range<u64>,
     pub encoder: Encoder,
     pub quota: Option<Quota>,
-    /// This worker's share of the total rate, in messages per second.
-    pub rate: Option<f64>,
+    /// This worker's share of the fleet (its devices / all devices), and so of the rate.
+    pub share: f64,
+    /// Rate and thresholds, which may change while running.
+    pub live: Arc<Live>,
     /// How long a partial batch may wait before it is shipped.
     pub linger: Duration,
     pub handoff: WorkerSide,
@@ -41,9 +52,10 @@ impl Worker {
     /// Runs until the quota is met, a stop is requested or the delivery side goes away.
     pub fn run(mut self) {
         let Some(mut batch) = self.take() else { return };
-        let mut pacer = self.rate.map(Pacer::new);
-        let encoder = self.encoder.clone();
-        let fleet = encoder.fleet();
+        let mut encoder = self.encoder.clone();
+        let mut pacer = None;
+        let mut seen = None;
+        self.refresh(&mut seen, &mut pacer, &mut encoder);
         let mut timestamp = now_ms();
         let mut since_clock = 0u32;
         'run: for seq in 0u64.. {
@@ -55,12 +67,16 @@ impl Worker {
                 break;
             }
             for device in active {
-                if let Some(p) = pacer.as_mut() {
-                    if !self.wait_until_due(p, &mut batch) {
-                        break 'run;
+                while let Some(p) = pacer.as_mut() {
+                    match self.wait_until_due(p, &mut batch, seen) {
+                        Wait::Due => {
+                            p.advance();
+                            since_clock = CLOCK_EVERY;
+                            break;
+                        }
+                        Wait::Stop => break 'run,
+                        Wait::Changed => self.refresh(&mut seen, &mut pacer, &mut encoder),
                     }
-                    p.advance();
-                    since_clock = CLOCK_EVERY;
                 }
                 // Unpaced, 32 readings take ~10 µs, far below the timestamp's 1 ms
                 // resolution, so the clock is read once per 32; paced, every time.
@@ -69,7 +85,7 @@ impl Worker {
                     since_clock = 0;
                 }
                 since_clock += 1;
-                let reading = fleet.reading(device, seq, timestamp);
+                let reading = encoder.fleet().reading(device, seq, timestamp);
                 batch.push(|payload, key| {
                     encoder.encode(&reading, payload);
                     encoder.write_key(device, key);
@@ -81,6 +97,7 @@ impl Worker {
                     if self.shutdown.is_requested() {
                         break 'run;
                     }
+                    self.refresh(&mut seen, &mut pacer, &mut encoder);
                 }
             }
         }
@@ -89,24 +106,43 @@ impl Worker {
         }
     }
 
+    /// Applies the live settings if they changed since version `seen`: a new rate
+    /// re-anchors the pacer at now, new thresholds go to the encoder. Called between
+    /// readings, so the device/seq sequence is untouched.
+    fn refresh(&self, seen: &mut Option<u64>, pacer: &mut Option<Pacer>, encoder: &mut Encoder) {
+        if *seen == Some(self.live.version()) {
+            return;
+        }
+        let (settings, version) = self.live.get();
+        *seen = Some(version);
+        let rate = settings.rate.map(|r| r * self.share);
+        if rate != pacer.as_ref().map(Pacer::rate) {
+            *pacer = rate.map(Pacer::new);
+        }
+        encoder.set_thresholds(&settings.fleet);
+    }
+
     /// Sleeps until the pacer's next slot, shipping a partial batch that has waited
-    /// longer than `linger`. False if a stop was requested meanwhile.
-    fn wait_until_due(&mut self, pacer: &Pacer, batch: &mut Batch) -> bool {
+    /// longer than `linger`; returns early on a stop request or a live change.
+    fn wait_until_due(&mut self, pacer: &Pacer, batch: &mut Batch, seen: Option<u64>) -> Wait {
         loop {
             let now = Instant::now();
             let due = pacer.due();
             if now >= due {
-                return true;
+                return Wait::Due;
             }
             if self.shutdown.is_requested() {
-                return false;
+                return Wait::Stop;
+            }
+            if seen != Some(self.live.version()) {
+                return Wait::Changed;
             }
             let mut wake = due.min(now + MAX_SLEEP);
             if let Some(started) = batch.started() {
                 let ship_at = started + self.linger;
                 if now >= ship_at {
                     if !self.ship(batch) {
-                        return false;
+                        return Wait::Stop;
                     }
                     continue;
                 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use iotblast::device::{Fleet, FleetSpec};
 use iotblast::encoder::Encoder;
 use iotblast::handoff;
+use iotblast::live::{Live, LiveSettings};
 use iotblast::stats::WorkerStats;
 use iotblast::topology::Quota;
 use iotblast::worker::Worker;
@@ -72,6 +73,10 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
         buildings: vec!["A栋".into(), "say \"hi\"\\\n".into()],
         ..FleetSpec::default()
     };
+    let live = Arc::new(Live::new(LiveSettings {
+        rate,
+        fleet: spec.clone(),
+    }));
     let encoder = Encoder::new(Fleet::new(spec, 3, 1000));
     let batch_size = 256;
     let (side, delivery) = handoff::channel(0, batch_size, encoder.max_len(), 13, 2);
@@ -79,7 +84,8 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
         devices: 0..1000,
         encoder,
         quota: Some(Quota::new(messages, 1000)),
-        rate,
+        share: 1.0,
+        live,
         linger: Duration::from_millis(5),
         handoff: side,
         stats: Arc::new(WorkerStats::default()),

@@ -310,3 +310,158 @@ fn default_file_is_commented_and_equals_the_defaults() {
     let parsed: Settings = yaml_serde::from_str(&text).unwrap();
     assert_eq!(parsed, Settings::default());
 }
+
+/// Reads progress lines from a child's stderr as they arrive, with their arrival time.
+fn progress_rates(
+    stderr: std::process::ChildStderr,
+) -> std::sync::mpsc::Receiver<(std::time::Instant, String)> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send((std::time::Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn rate_of(line: &str) -> Option<f64> {
+    let (_, rest) = line.split_once(" records sent, ")?;
+    rest.split_once(" records/sec")?.0.parse().ok()
+}
+
+#[test]
+fn a_running_engine_follows_a_rate_change_and_survives_a_broken_file() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.yaml");
+    let write = |rate: &str| {
+        std::fs::write(
+            &path,
+            format!("run:\n  rate: {rate}\n  report_interval: 200ms\n"),
+        )
+        .unwrap()
+    };
+    write("2000");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iotblast"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--sink",
+            "null",
+            "--devices",
+            "100",
+            "--json",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = progress_rates(child.stderr.take().unwrap());
+    let next_rate = |until: Instant| -> Vec<f64> {
+        let mut rates = Vec::new();
+        while let Ok((t, line)) =
+            lines.recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            rates.extend(rate_of(&line));
+            if t >= until {
+                break;
+            }
+        }
+        rates
+    };
+    let before = next_rate(Instant::now() + Duration::from_millis(1500));
+    assert!(
+        before.iter().skip(1).all(|r| (1500.0..2500.0).contains(r)),
+        "before: {before:?}"
+    );
+
+    write("20000");
+    let changed = Instant::now();
+    let after = next_rate(changed + Duration::from_secs(2));
+    assert!(
+        after.iter().any(|r| *r > 15_000.0),
+        "rate did not follow within 2 s: {after:?}"
+    );
+
+    std::fs::write(&path, "run:\n  rate: [broken\n").unwrap();
+    let during = next_rate(Instant::now() + Duration::from_millis(1500));
+    assert!(
+        during.iter().skip(2).all(|r| *r > 15_000.0),
+        "kept running at the old rate: {during:?}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let s: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert!(s["config_reloads"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["config_reload_failures"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["messages_sent"], s["messages_delivered"]);
+}
+
+#[test]
+fn structural_changes_wait_for_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, "device:\n  simulator:\n    device_count: 100\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iotblast"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--sink",
+            "null",
+            "--rate",
+            "1000",
+            "--json",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = progress_rates(child.stderr.take().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::fs::write(&path, "device:\n  simulator:\n    device_count: 5000\n").unwrap();
+    let mut refused = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok((_, line)) =
+        lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        if line.contains("refused") {
+            refused = Some(line);
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let refused = refused.expect("a refusal line");
+    assert!(
+        refused.contains("device.simulator.device_count") && refused.contains("restart"),
+        "{refused}"
+    );
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let s: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(s["devices"], 100, "old config stays in force");
+}
