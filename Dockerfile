@@ -3,6 +3,7 @@
 #   docker build -t iotblast .
 #   docker run --rm iotblast --devices 10000 --duration 10s            (embedded mock)
 #   docker run --rm --network host iotblast -b 127.0.0.1:9092 --duration 1m
+#   docker run --rm -e IOTBLAST_KAFKA_SECURITY_PASSWORD=... iotblast --config /etc/iotblast/production.yaml
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
@@ -27,6 +28,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home iotblast
 COPY --from=build /src/target/release/iotblast /usr/local/bin/iotblast
 COPY docs/schema /usr/share/iotblast/schema
+COPY configs /etc/iotblast
 USER 10001
 ENTRYPOINT ["/usr/local/bin/iotblast"]
 CMD ["--devices", "10000", "--duration", "10s"]

@@ -330,6 +330,43 @@ fn progress_rates(
     rx
 }
 
+/// Starts a run on config file `path` with `args`; returns it and its stderr lines.
+fn spawn_on(
+    path: &std::path::Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<(std::time::Instant, String)>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iotblast"))
+        .arg("--config")
+        .arg(path)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = progress_rates(child.stderr.take().unwrap());
+    (child, lines)
+}
+
+/// SIGTERMs `child` and returns its JSON summary (it must exit 0).
+fn stop(child: std::process::Child) -> serde_json::Value {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {}", out.status);
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    serde_json::from_str(&last).unwrap()
+}
+
 fn rate_of(line: &str) -> Option<f64> {
     let (_, rest) = line.split_once(" records sent, ")?;
     rest.split_once(" records/sec")?.0.parse().ok()
@@ -348,22 +385,7 @@ fn a_running_engine_follows_a_rate_change_and_survives_a_broken_file() {
         .unwrap()
     };
     write("2000");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iotblast"))
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "--sink",
-            "null",
-            "--devices",
-            "100",
-            "--json",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = progress_rates(child.stderr.take().unwrap());
+    let (child, lines) = spawn_on(&path, &["--sink", "null", "--devices", "100", "--json"]);
     let next_rate = |until: Instant| -> Vec<f64> {
         let mut rates = Vec::new();
         while let Ok((t, line)) =
@@ -397,18 +419,7 @@ fn a_running_engine_follows_a_rate_change_and_survives_a_broken_file() {
         "kept running at the old rate: {during:?}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let s: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let s = stop(child);
     assert!(s["config_reloads"].as_u64().unwrap() >= 1, "{s}");
     assert!(s["config_reload_failures"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(s["messages_sent"], s["messages_delivered"]);
@@ -419,22 +430,7 @@ fn structural_changes_wait_for_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.yaml");
     std::fs::write(&path, "device:\n  simulator:\n    device_count: 100\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iotblast"))
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "--sink",
-            "null",
-            "--rate",
-            "1000",
-            "--json",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = progress_rates(child.stderr.take().unwrap());
+    let (child, lines) = spawn_on(&path, &["--sink", "null", "--rate", "1000", "--json"]);
     std::thread::sleep(std::time::Duration::from_millis(700));
     std::fs::write(&path, "device:\n  simulator:\n    device_count: 5000\n").unwrap();
     let mut refused = None;
@@ -447,21 +443,11 @@ fn structural_changes_wait_for_a_restart() {
             break;
         }
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let s = stop(child);
     let refused = refused.expect("a refusal line");
     assert!(
         refused.contains("device.simulator.device_count") && refused.contains("restart"),
         "{refused}"
     );
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let s: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(s["devices"], 100, "old config stays in force");
 }
