@@ -367,6 +367,12 @@ fn stop(child: std::process::Child) -> serde_json::Value {
     serde_json::from_str(&last).unwrap()
 }
 
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn rate_of(line: &str) -> Option<f64> {
     let (_, rest) = line.split_once(" records sent, ")?;
     rest.split_once(" records/sec")?.0.parse().ok()
@@ -399,8 +405,10 @@ fn a_running_engine_follows_a_rate_change_and_survives_a_broken_file() {
         rates
     };
     let before = next_rate(Instant::now() + Duration::from_millis(1500));
+    // Medians: under a loaded CI machine single intervals jitter (the pacer catches up
+    // after a stall), the level does not.
     assert!(
-        before.iter().skip(1).all(|r| (1500.0..2500.0).contains(r)),
+        (1500.0..2500.0).contains(&median(&before)),
         "before: {before:?}"
     );
 
@@ -415,7 +423,7 @@ fn a_running_engine_follows_a_rate_change_and_survives_a_broken_file() {
     std::fs::write(&path, "run:\n  rate: [broken\n").unwrap();
     let during = next_rate(Instant::now() + Duration::from_millis(1500));
     assert!(
-        during.iter().skip(2).all(|r| *r > 15_000.0),
+        median(&during) > 15_000.0,
         "kept running at the old rate: {during:?}"
     );
 
