@@ -270,7 +270,7 @@ impl Default for KafkaSettings {
             partitions: k.partitions,
             replication_factor: k.replication_factor,
             connect_timeout: Dur(k.connect_timeout),
-            flush_timeout: Dur(Duration::from_secs(30)),
+            flush_timeout: Dur(Config::new(SinkConfig::Null).flush_timeout),
             producer: ProducerSettings::default(),
             security: SecuritySettings::default(),
             librdkafka: BTreeMap::new(),
@@ -379,7 +379,7 @@ impl Default for RunSettings {
             duration: None,
             messages: None,
             seed: None,
-            report_interval: Dur(Duration::from_secs(5)),
+            report_interval: Dur(Config::new(SinkConfig::Null).report_interval),
         }
     }
 }
