@@ -237,12 +237,7 @@ impl Args {
         let mut set = Vec::new();
         let mut mark = |path, flag| set.push((path, flag));
         if let Some(b) = &self.brokers {
-            s.kafka.brokers = Brokers(
-                b.split(',')
-                    .map(|x| x.trim().to_owned())
-                    .filter(|x| !x.is_empty())
-                    .collect(),
-            );
+            s.kafka.brokers = Brokers::parse(b);
             if s.kafka.brokers.0.is_empty() {
                 return Err(ConfigError::new(
                     "--brokers",

@@ -480,16 +480,28 @@ impl<'de> Deserialize<'de> for Brokers {
             List(Vec<String>),
             Text(String),
         }
-        let list = match Raw::deserialize(d)? {
-            Raw::List(l) => l,
-            Raw::Text(t) => t.split(',').map(str::to_owned).collect(),
-        };
-        Ok(Brokers(
-            list.into_iter()
-                .map(|b| b.trim().to_owned())
+        Ok(match Raw::deserialize(d)? {
+            Raw::List(l) => Brokers::from_iter(l.iter().map(String::as_str)),
+            Raw::Text(t) => Brokers::parse(&t),
+        })
+    }
+}
+
+impl Brokers {
+    /// A comma-separated list (`host1:9092,host2:9092`), as in a flag or a YAML string.
+    pub fn parse(list: &str) -> Self {
+        Self::from_iter(list.split(','))
+    }
+
+    /// Trimmed entries, empty ones dropped.
+    fn from_iter<'a>(entries: impl Iterator<Item = &'a str>) -> Self {
+        Brokers(
+            entries
+                .map(str::trim)
                 .filter(|b| !b.is_empty())
+                .map(str::to_owned)
                 .collect(),
-        ))
+        )
     }
 }
 
