@@ -578,7 +578,7 @@ impl Settings {
             check_keys(&layer, &defaults, "")?;
             merge(&mut merged, layer);
         }
-        let warnings = apply_env(&mut merged, &defaults, env)?;
+        let warnings = apply_env(&mut merged, &defaults, env);
         let settings = deserialize(merged)?;
         Ok((settings, warnings))
     }
@@ -857,7 +857,7 @@ fn apply_env(
     merged: &mut Value,
     defaults: &Value,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Vec<String>, ConfigError> {
+) -> Vec<String> {
     let mut paths = Vec::new();
     leaf_paths(defaults, "", &mut paths);
     let mut warnings = Vec::new();
@@ -889,7 +889,7 @@ fn apply_env(
         };
         set_path(merged, path, value);
     }
-    Ok(warnings)
+    warnings
 }
 
 /// `device.simulator.device_count` → `IOTBLAST_DEVICE_SIMULATOR_DEVICE_COUNT`.
