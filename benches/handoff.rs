@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use iotblast::batch::Shape;
 use iotblast::handoff::{self, Take};
 
 fn handoff_round_trip(c: &mut Criterion) {
@@ -12,7 +13,8 @@ fn handoff_round_trip(c: &mut Criterion) {
         g.throughput(Throughput::Elements(batch_size as u64));
         g.bench_function(format!("batch_{batch_size}"), |b| {
             b.iter_custom(|iters| {
-                let (mut worker, delivery) = handoff::channel(0, batch_size, 512, 13, 4);
+                let (mut worker, delivery) =
+                    handoff::channel(0, Shape::readings(batch_size, 512, 13), 4);
                 let drain = std::thread::spawn(move || {
                     while let Ok(batch) = delivery.full.recv() {
                         delivery.recycle(batch);

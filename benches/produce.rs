@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use iotblast::batch::Batch;
 use iotblast::device::{Fleet, FleetSpec};
 use iotblast::encoder::Encoder;
+use iotblast::simulate::generate;
 use iotblast::sink::kafka::{client_config, DeliveryContext};
 use iotblast::sink::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
 use iotblast::stats::DeliveryStats;
@@ -24,12 +25,13 @@ const BATCHES: usize = 64;
 fn batches() -> Vec<Batch> {
     let fleet = Fleet::new(FleetSpec::default(), 1, 10_000);
     let encoder = Encoder::new(fleet.clone());
+    let readings = generate(&fleet, 10_000, 1);
     (0..BATCHES)
         .map(|b| {
-            let mut batch = Batch::new(1024, encoder.max_len(), 13, 0);
+            let mut batch = Batch::new(encoder.batch_shape(1024, false), 0);
             for i in 0..1024u64 {
                 let device = (b as u64 * 1024 + i) % 10_000;
-                let r = fleet.reading(device, 0, 0);
+                let r = readings[device as usize];
                 batch.push(|p, k| {
                     encoder.encode(&r, p);
                     encoder.write_key(device, k);
@@ -91,7 +93,7 @@ fn produce(c: &mut Criterion) {
             let t = Instant::now();
             for _ in 0..iters {
                 for batch in &batches {
-                    bp.load(batch, 0);
+                    bp.load(batch.readings(), 0);
                     let mut start = 0;
                     while let Enqueued::QueueFullAt(at) = bp.enqueue(start, |e| panic!("{e}")) {
                         start = at;

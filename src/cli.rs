@@ -78,6 +78,11 @@ pub struct Args {
     #[arg(short = 't', long)]
     pub topic: Option<String>,
 
+    /// Topic for alerts (sensor status transitions), "" for none; kafka.topics.alerts
+    /// [default: alerts].
+    #[arg(long, value_name = "TOPIC")]
+    pub alerts_topic: Option<String>,
+
     /// Partitions when iotblast creates the topic; kafka.partitions [default: 12].
     #[arg(long, allow_negative_numbers = true)]
     pub partitions: Option<i32>,
@@ -151,6 +156,37 @@ pub struct Args {
     /// Building labels, comma-separated (e.g. "A栋,B栋"); device.simulator.buildings.
     #[arg(long, value_name = "LABELS", value_delimiter = ',')]
     pub buildings: Option<Vec<String>>,
+
+    /// Probability that a reading starts an anomaly (0 to 1);
+    /// device.simulator.anomaly_rate [default: 0.01].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub anomaly_rate: Option<f64>,
+
+    /// Scale of the day/season/weather/load trends, 0 for none;
+    /// device.simulator.trend_strength [default: 1].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub trend_strength: Option<f64>,
+
+    /// Simulated time between a device's readings; device.simulator.sample_interval
+    /// [default: 3s].
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub sample_interval: Option<String>,
+
+    /// Speed-up of simulated time (1440: a day per minute of 1 s samples);
+    /// device.simulator.time_scale [default: 1].
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    pub time_scale: Option<f64>,
+
+    /// This process's slice of the fleet when --instance-count processes share it;
+    /// run.instance_index [default: 0].
+    #[arg(long, value_name = "I")]
+    pub instance_index: Option<u64>,
+
+    /// Processes sharing one fleet; each produces a disjoint contiguous slice of the
+    /// devices, and --devices, --messages and --rate describe the whole fleet;
+    /// run.instance_count [default: 1].
+    #[arg(long, value_name = "K")]
+    pub instance_count: Option<u64>,
 
     /// Print the final summary as one JSON object on the last line of stdout
     /// (on stderr with --sink stdout, whose stdout carries only readings).
@@ -250,6 +286,10 @@ impl Args {
             s.kafka.topics.device_data = t.clone();
             mark("kafka.topics.device_data", "--topic");
         }
+        if let Some(t) = &self.alerts_topic {
+            s.kafka.topics.alerts = t.clone();
+            mark("kafka.topics.alerts", "--alerts-topic");
+        }
         if let Some(p) = self.partitions {
             s.kafka.partitions = p;
             mark("kafka.partitions", "--partitions");
@@ -302,6 +342,32 @@ impl Args {
         if let Some(b) = &self.buildings {
             s.device.simulator.buildings = b.clone();
             mark("device.simulator.buildings", "--buildings");
+        }
+        let sim = &mut s.device.simulator;
+        if let Some(r) = self.anomaly_rate {
+            sim.anomaly_rate = r;
+            mark("device.simulator.anomaly_rate", "--anomaly-rate");
+        }
+        if let Some(t) = self.trend_strength {
+            sim.trend_strength = t;
+            sim.trend_enabled = true;
+            mark("device.simulator.trend_strength", "--trend-strength");
+        }
+        if let Some(d) = &self.sample_interval {
+            sim.sample_interval = Dur(parse_duration("--sample-interval", d)?);
+            mark("device.simulator.sample_interval", "--sample-interval");
+        }
+        if let Some(k) = self.time_scale {
+            sim.time_scale = k;
+            mark("device.simulator.time_scale", "--time-scale");
+        }
+        if let Some(i) = self.instance_index {
+            s.run.instance_index = i;
+            mark("run.instance_index", "--instance-index");
+        }
+        if let Some(k) = self.instance_count {
+            s.run.instance_count = k;
+            mark("run.instance_count", "--instance-count");
         }
         if let Some(seed) = self.seed {
             s.run.seed = Some(seed);

@@ -45,6 +45,10 @@ pub struct Config {
     pub sink: SinkConfig,
     /// The device model: sensors, thresholds, layout and device info.
     pub fleet: FleetSpec,
+    /// This process's slice of the fleet, `0..instance_count`.
+    pub instance_index: u64,
+    /// Processes sharing the fleet; each produces a contiguous slice of the devices.
+    pub instance_count: u64,
 }
 
 impl Config {
@@ -66,7 +70,16 @@ impl Config {
             flush_timeout: Duration::from_secs(30),
             sink,
             fleet: FleetSpec::default(),
+            instance_index: 0,
+            instance_count: 1,
         }
+    }
+
+    /// The devices this process simulates: its instance's slice of `0..devices`.
+    pub fn instance_devices(&self) -> std::ops::Range<u64> {
+        crate::topology::split(self.devices, self.instance_count as usize)
+            [self.instance_index as usize]
+            .clone()
     }
 
     /// Checks cross-field rules that single-flag parsing cannot see.
@@ -81,6 +94,24 @@ impl Config {
             return Err(ConfigError::new(
                 "device.simulator.worker_pool_size",
                 format!("must be between 1 and 1024, got {}", self.cores),
+            ));
+        }
+        if self.instance_count == 0 || self.instance_count > self.devices {
+            return Err(ConfigError::new(
+                "run.instance_count",
+                format!(
+                    "must be between 1 and the device count ({}), got {}",
+                    self.devices, self.instance_count
+                ),
+            ));
+        }
+        if self.instance_index >= self.instance_count {
+            return Err(ConfigError::new(
+                "run.instance_index",
+                format!(
+                    "must be below run.instance_count ({}), got {}",
+                    self.instance_count, self.instance_index
+                ),
             ));
         }
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
@@ -146,6 +177,8 @@ pub struct KafkaConfig {
     pub brokers: Option<String>,
     /// Topic the readings go to.
     pub topic: String,
+    /// Topic the alerts go to; `None` turns alerts off.
+    pub alerts_topic: Option<String>,
     /// Partitions for a topic that iotblast creates.
     pub partitions: i32,
     /// Replication factor for a topic that iotblast creates; -1 means the broker default.
@@ -163,6 +196,7 @@ impl Default for KafkaConfig {
         Self {
             brokers: None,
             topic: "device-data".into(),
+            alerts_topic: Some("alerts".into()),
             partitions: 12,
             replication_factor: -1,
             create_topic: true,
@@ -172,26 +206,44 @@ impl Default for KafkaConfig {
     }
 }
 
+/// Checks a topic name against Kafka's rules.
+fn topic_name(key: &str, topic: &str) -> Result<(), ConfigError> {
+    if topic.is_empty() || topic.len() > 249 {
+        return Err(ConfigError::new(
+            key,
+            format!("must be 1 to 249 characters, got '{topic}'"),
+        ));
+    }
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "'{topic}' contains '{bad}'; Kafka topic names allow only ASCII letters, digits, '.', '_' and '-'"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl KafkaConfig {
+    /// The topics produced to: readings, then alerts if on.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.topic.as_str()).chain(self.alerts_topic.as_deref())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.topic.is_empty() || self.topic.len() > 249 {
-            return Err(ConfigError::new(
-                "kafka.topics.device_data",
-                format!("must be 1 to 249 characters, got '{}'", self.topic),
-            ));
-        }
-        if let Some(bad) = self
-            .topic
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            return Err(ConfigError::new(
-                "kafka.topics.device_data",
-                format!(
-                    "'{}' contains '{bad}'; Kafka topic names allow only ASCII letters, digits, '.', '_' and '-'",
-                    self.topic
-                ),
-            ));
+        topic_name("kafka.topics.device_data", &self.topic)?;
+        if let Some(alerts) = &self.alerts_topic {
+            topic_name("kafka.topics.alerts", alerts)?;
+            if *alerts == self.topic {
+                return Err(ConfigError::new(
+                    "kafka.topics.alerts",
+                    format!("must differ from kafka.topics.device_data, both are '{alerts}'; leave it empty to turn alerts off"),
+                ));
+            }
         }
         if self.partitions < 1 {
             return Err(ConfigError::new(

@@ -1,15 +1,14 @@
-//! The device model: what each simulated device measures and who it is.
+//! The device model's parameters: what each simulated device measures, who it is and
+//! where it stands. `simulate` turns these into readings.
 //!
-//! Invariant: a reading's values are a pure function of `(seed, device, seq)`. Each
-//! reading draws from its own RNG stream, seeded by hashing those three numbers, so
-//! the result does not depend on which thread generates it, in what order, or at what
-//! rate. Runs per message: no allocation, no locks.
+//! Identity (model, firmware, location) is a pure function of the device index, so the
+//! same device looks the same in every run, on any core and in any instance.
 
-use rand_core::SeedableRng;
-use rand_distr::{Distribution, StandardNormal, StandardUniform};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use std::time::Duration;
 
+use crate::anomaly::Weights;
 use crate::error::ConfigError;
+use crate::trend::SimClock;
 
 /// One analog sensor: its normal distribution, clamp range and status thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,12 +67,14 @@ impl SensorSpec {
     }
 }
 
-/// Health of one sensor value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Health of one sensor value, in rising order of severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Normal,
     Warning,
     Error,
+    /// No value: the sensor dropped out.
+    Offline,
 }
 
 impl Status {
@@ -82,6 +83,45 @@ impl Status {
             Status::Normal => "normal",
             Status::Warning => "warning",
             Status::Error => "error",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// The four analog sensors, in message order. The index is the position in
+/// `Reading::values`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sensor {
+    Temperature,
+    Humidity,
+    Pressure,
+    Current,
+}
+
+impl Sensor {
+    pub const ALL: [Sensor; 4] = [
+        Sensor::Temperature,
+        Sensor::Humidity,
+        Sensor::Pressure,
+        Sensor::Current,
+    ];
+
+    /// Its key in the message's `sensors` object.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sensor::Temperature => "temperature",
+            Sensor::Humidity => "humidity",
+            Sensor::Pressure => "pressure",
+            Sensor::Current => "current",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Sensor::Temperature => "\u{b0}C",
+            Sensor::Humidity => "%",
+            Sensor::Pressure => "hPa",
+            Sensor::Current => "A",
         }
     }
 }
@@ -104,6 +144,23 @@ pub struct FleetSpec {
     pub models: Vec<String>,
     /// Firmware versions, spread across the fleet by device index.
     pub firmwares: Vec<String>,
+    /// Share of fresh noise in each reading, in (0, 1]: the AR(1) coefficient is
+    /// `1 - data_variation`. 1 makes readings independent.
+    pub data_variation: f64,
+    /// Mean readings the switch stays in its rarer state (off, when p > 0.5), >= 1.
+    pub switch_dwell: f64,
+    /// Scale of all trends, 0 disables them (and the switch/current coupling).
+    pub trend_strength: f64,
+    /// Simulated time between two readings of one device.
+    pub sample_interval: Duration,
+    /// Simulated seconds per real second of sample interval (e.g. 1440: a day per minute).
+    pub time_scale: f64,
+    /// Simulated Unix time of seq 0, in seconds.
+    pub start_s: i64,
+    /// Probability that a reading starts an anomaly.
+    pub anomaly_rate: f64,
+    /// Relative weights of the anomaly kinds.
+    pub anomaly_weights: Weights,
 }
 
 impl Default for FleetSpec {
@@ -136,19 +193,89 @@ impl Default for FleetSpec {
                 .map(String::from)
                 .to_vec(),
             firmwares: ["1.2.3", "1.3.0", "2.0.1"].map(String::from).to_vec(),
+            // The design's smoothing, `0.7 * last + 0.3 * new`.
+            data_variation: 0.3,
+            switch_dwell: 10.0,
+            trend_strength: 1.0,
+            // The design's sample interval.
+            sample_interval: Duration::from_secs(3),
+            time_scale: 1.0,
+            // 2026-01-01T00:00:00Z.
+            start_s: 1_767_225_600,
+            // The design's anomaly rate.
+            anomaly_rate: 0.01,
+            anomaly_weights: Weights::default(),
         }
     }
 }
 
 impl FleetSpec {
+    /// The spec of one analog sensor.
+    #[inline]
+    pub fn sensor(&self, s: Sensor) -> &SensorSpec {
+        match s {
+            Sensor::Temperature => &self.temperature,
+            Sensor::Humidity => &self.humidity,
+            Sensor::Pressure => &self.pressure,
+            Sensor::Current => &self.current,
+        }
+    }
+
+    /// Takes the parts that may change while running (sensor thresholds, trends,
+    /// anomalies, sample interval) from `next`; labels and layout stay.
+    pub fn set_live(&mut self, next: &FleetSpec) {
+        let labels = (
+            std::mem::take(&mut self.buildings),
+            std::mem::take(&mut self.models),
+            std::mem::take(&mut self.firmwares),
+        );
+        let layout = (
+            self.floors_per_building,
+            self.rooms_per_floor,
+            self.devices_per_room,
+        );
+        *self = next.clone();
+        (self.buildings, self.models, self.firmwares) = labels;
+        (
+            self.floors_per_building,
+            self.rooms_per_floor,
+            self.devices_per_room,
+        ) = layout;
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let sim = |f: &str| format!("device.simulator.{f}");
+        let in_range = |key: &str, v: f64, lo: f64, hi: f64, lo_open: bool| {
+            let ok = if lo_open { v > lo } else { v >= lo } && v <= hi;
+            if ok {
+                Ok(())
+            } else {
+                let bracket = if lo_open { "(" } else { "[" };
+                Err(ConfigError::new(
+                    sim(key),
+                    format!("must be in {bracket}{lo}, {hi}], got {v}"),
+                ))
+            }
+        };
+        in_range("data_variation", self.data_variation, 0.0, 1.0, true)?;
+        in_range("switch_dwell", self.switch_dwell, 1.0, 1e9, false)?;
+        in_range("trend_strength", self.trend_strength, 0.0, 10.0, false)?;
+        in_range("anomaly_rate", self.anomaly_rate, 0.0, 1.0, false)?;
+        in_range("time_scale", self.time_scale, 0.0, 1e9, true)?;
+        if self.sample_interval.is_zero() {
+            return Err(ConfigError::new(
+                sim("sample_interval"),
+                "must be above 0, got 0s",
+            ));
+        }
+        self.anomaly_weights.validate(&sim("anomaly_weights"))?;
         self.temperature.validate("temperature")?;
         self.humidity.validate("humidity")?;
         self.pressure.validate("pressure")?;
         self.current.validate("current")?;
         if !(0.0..=1.0).contains(&self.switch_on_probability) {
             return Err(ConfigError::new(
-                "device.switch_on_probability",
+                "device.simulator.switch_on_probability",
                 format!(
                     "must be between 0 and 1, got {}",
                     self.switch_on_probability
@@ -157,8 +284,8 @@ impl FleetSpec {
         }
         for (key, list) in [
             ("device.simulator.buildings", &self.buildings),
-            ("device.models", &self.models),
-            ("device.firmwares", &self.firmwares),
+            ("device.simulator.models", &self.models),
+            ("device.simulator.firmwares", &self.firmwares),
         ] {
             if list.is_empty() {
                 return Err(ConfigError::new(key, "must list at least one value"));
@@ -172,11 +299,11 @@ impl FleetSpec {
         }
         for (key, v) in [
             (
-                "device.layout.floors_per_building",
+                "device.simulator.floors_per_building",
                 self.floors_per_building,
             ),
-            ("device.layout.rooms_per_floor", self.rooms_per_floor),
-            ("device.layout.devices_per_room", self.devices_per_room),
+            ("device.simulator.rooms_per_floor", self.rooms_per_floor),
+            ("device.simulator.devices_per_room", self.devices_per_room),
         ] {
             if !(1..=999).contains(&v) {
                 return Err(ConfigError::new(
@@ -187,21 +314,6 @@ impl FleetSpec {
         }
         Ok(())
     }
-}
-
-/// One reading of one device. Values are already rounded to 2 decimals and clamped.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reading {
-    pub device: u64,
-    pub seq: u64,
-    pub timestamp_ms: i64,
-    pub temperature: f64,
-    pub humidity: f64,
-    pub pressure: f64,
-    pub switch_on: bool,
-    pub current: f64,
-    pub battery: u8,
-    pub signal_dbm: i16,
 }
 
 /// Where a device is. `building_cycle` > 0 means the label list was reused.
@@ -219,11 +331,11 @@ pub struct Location {
 pub struct Identity {
     pub model: usize,
     pub firmware: usize,
-    battery_start: u8,
-    signal_base: i16,
+    pub battery_start: u8,
+    pub signal_base: i16,
 }
 
-/// A ready-to-use fleet: the spec, the seed and the derived tables.
+/// A ready-to-use fleet: the spec, the seed and the constants derived from them.
 #[derive(Debug, Clone)]
 pub struct Fleet {
     pub spec: FleetSpec,
@@ -231,15 +343,71 @@ pub struct Fleet {
     pub device_count: u64,
     /// Digits in a device id, so that every id in a run has the same width.
     pub id_width: usize,
+    /// Per-reading constants derived from `spec`; rebuilt by `set_live`.
+    pub derived: Derived,
 }
 
-/// Readings between two 1 % steps of battery drain.
-const BATTERY_DRAIN_READINGS: u64 = 2_000;
+/// Constants the per-reading step needs, computed once from the spec.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Derived {
+    /// AR(1) coefficient of the sensor noise.
+    pub phi: f64,
+    /// Innovation scale `sqrt(1 - phi²)`, which keeps the stationary sd at 1.
+    pub innovation: f64,
+    /// Switch chain: P(off → on) and P(on → off) per reading.
+    pub switch_up: f64,
+    pub switch_down: f64,
+    /// Weather (pressure OU process) decay and innovation per reading.
+    pub weather_decay: f64,
+    pub weather_innovation: f64,
+    /// Cumulative anomaly kind probabilities.
+    pub anomaly_cumulative: [f64; 6],
+    pub clock: SimClock,
+}
+
+/// Mean reversion time of the weather's pressure swings: half a day.
+const WEATHER_TAU_S: f64 = 12.0 * 3600.0;
+
+impl Derived {
+    pub fn new(s: &FleetSpec) -> Self {
+        let phi = 1.0 - s.data_variation;
+        // Two-state chain with stationary P(on) = p: up·(1-p) = down·p. The rarer state
+        // lasts `switch_dwell` readings on average (1/its leaving probability).
+        let p = s.switch_on_probability;
+        let (switch_up, switch_down) = if p <= 0.0 {
+            (0.0, 1.0)
+        } else if p >= 1.0 {
+            (1.0, 0.0)
+        } else if p >= 0.5 {
+            let up = 1.0 / s.switch_dwell;
+            (up, up * (1.0 - p) / p)
+        } else {
+            let down = 1.0 / s.switch_dwell;
+            (down * p / (1.0 - p), down)
+        };
+        let step_s = s.sample_interval.as_secs_f64() * s.time_scale;
+        let weather_decay = (-step_s / WEATHER_TAU_S).exp();
+        Self {
+            phi,
+            innovation: (1.0 - phi * phi).sqrt(),
+            switch_up,
+            switch_down,
+            weather_decay,
+            weather_innovation: (1.0 - weather_decay * weather_decay).sqrt(),
+            anomaly_cumulative: s.anomaly_weights.cumulative(),
+            clock: SimClock {
+                start_s: s.start_s as f64,
+                step_s,
+            },
+        }
+    }
+}
 
 impl Fleet {
     pub fn new(spec: FleetSpec, seed: u64, device_count: u64) -> Self {
         let digits = (device_count.saturating_sub(1)).max(1).ilog10() as usize + 1;
         Self {
+            derived: Derived::new(&spec),
             spec,
             seed,
             device_count,
@@ -247,38 +415,10 @@ impl Fleet {
         }
     }
 
-    /// The reading of `device` at `seq`. Pure in `(seed, device, seq)`; `timestamp_ms` is copied.
-    #[inline]
-    pub fn reading(&self, device: u64, seq: u64, timestamp_ms: i64) -> Reading {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream_seed(self.seed, device, seq));
-        let s = &self.spec;
-        let mut normal = |sensor: &SensorSpec| {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            round2((sensor.mean + sensor.sd * z).clamp(sensor.min, sensor.max))
-        };
-        let temperature = normal(&s.temperature);
-        let humidity = normal(&s.humidity);
-        let pressure = normal(&s.pressure);
-        let current = normal(&s.current);
-        let u: f64 = StandardUniform.sample(&mut rng);
-        let switch_on = u < s.switch_on_probability;
-        let jitter: f64 = StandardNormal.sample(&mut rng);
-
-        let id = self.identity(device);
-        let drained = (seq / BATTERY_DRAIN_READINGS).min(100) as u8;
-        let signal = round_int(id.signal_base as f64 + 3.0 * jitter).clamp(-110, -30);
-        Reading {
-            device,
-            seq,
-            timestamp_ms,
-            temperature,
-            humidity,
-            pressure,
-            switch_on,
-            current,
-            battery: id.battery_start.saturating_sub(drained),
-            signal_dbm: signal as i16,
-        }
+    /// Applies the live part of `next` (see `FleetSpec::set_live`).
+    pub fn set_live(&mut self, next: &FleetSpec) {
+        self.spec.set_live(next);
+        self.derived = Derived::new(&self.spec);
     }
 
     /// The building, floor and room of a device, from its index.
@@ -345,100 +485,6 @@ pub fn stream_seed(seed: u64, device: u64, seq: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stats(xs: &[f64]) -> (f64, f64) {
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        (mean, var.sqrt())
-    }
-
-    #[test]
-    fn readings_are_a_pure_function_of_seed_device_and_seq() {
-        let f = Fleet::new(FleetSpec::default(), 42, 1000);
-        assert_eq!(f.reading(7, 3, 1), f.reading(7, 3, 1));
-        assert_ne!(f.reading(7, 3, 1), f.reading(7, 4, 1));
-        let other_seed = Fleet::new(FleetSpec::default(), 43, 1000);
-        assert_ne!(f.reading(7, 3, 1), other_seed.reading(7, 3, 1));
-    }
-
-    /// Mean and sd of clamp(N(mean, sd), min, max), by numerical integration.
-    fn clamped_normal_moments(s: &SensorSpec) -> (f64, f64) {
-        let (steps, lo, hi) = (200_000, -9.0, 9.0);
-        let dz = (hi - lo) / steps as f64;
-        let (mut m1, mut m2) = (0.0, 0.0);
-        for i in 0..steps {
-            let z = lo + (i as f64 + 0.5) * dz;
-            let w = (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt() * dz;
-            let x = (s.mean + s.sd * z).clamp(s.min, s.max);
-            m1 += w * x;
-            m2 += w * x * x;
-        }
-        (m1, (m2 - m1 * m1).sqrt())
-    }
-
-    #[test]
-    fn sensor_distributions_match_the_design_table() {
-        let f = Fleet::new(FleetSpec::default(), 9, 1000);
-        let n = 100_000;
-        let rs: Vec<Reading> = (0..n).map(|i| f.reading(i % 1000, i / 1000, 0)).collect();
-        let check = |name: &str, xs: Vec<f64>, spec: &SensorSpec| {
-            let (m, sd) = stats(&xs);
-            // Compare with the clamped normal's exact moments: pressure's range cuts its
-            // upper tail at +1.85 sd, which visibly lowers both mean and sd.
-            let (em, esd) = clamped_normal_moments(spec);
-            assert!(
-                (m - em).abs() < 0.02 * spec.sd,
-                "{name} mean {m}, expected {em}"
-            );
-            assert!(
-                (sd - esd).abs() < 0.02 * spec.sd,
-                "{name} sd {sd}, expected {esd}"
-            );
-            assert!(
-                xs.iter().all(|x| (spec.min..=spec.max).contains(x)),
-                "{name} range"
-            );
-        };
-        let s = &f.spec;
-        check(
-            "temperature",
-            rs.iter().map(|r| r.temperature).collect(),
-            &s.temperature,
-        );
-        check(
-            "humidity",
-            rs.iter().map(|r| r.humidity).collect(),
-            &s.humidity,
-        );
-        check(
-            "pressure",
-            rs.iter().map(|r| r.pressure).collect(),
-            &s.pressure,
-        );
-        check(
-            "current",
-            rs.iter().map(|r| r.current).collect(),
-            &s.current,
-        );
-        let on = rs.iter().filter(|r| r.switch_on).count() as f64 / n as f64;
-        assert!((on - 0.8).abs() < 0.01, "switch on fraction {on}");
-        assert!(rs
-            .iter()
-            .all(|r| (-110..=-30).contains(&r.signal_dbm) && r.battery <= 100));
-    }
-
-    #[test]
-    fn values_are_clamped_and_rounded() {
-        let mut spec = FleetSpec::default();
-        spec.temperature.sd = 1000.0;
-        let f = Fleet::new(spec, 1, 10);
-        for seq in 0..2000 {
-            let r = f.reading(1, seq, 0);
-            assert!((-10.0..=60.0).contains(&r.temperature));
-            assert_eq!(r.temperature, round2(r.temperature));
-        }
-    }
 
     #[test]
     fn status_follows_thresholds() {

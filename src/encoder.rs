@@ -3,9 +3,12 @@
 //! Runs per message: it only appends to the caller's `Vec<u8>`, which has its capacity
 //! reserved up front, so it does not allocate. Configured strings (building labels,
 //! models, firmware) are escaped once at startup with serde_json and copied verbatim.
-//! The layout is fixed; `docs/schema/reading.schema.json` describes it.
+//! The layouts are fixed; `docs/schema/reading.schema.json` and
+//! `docs/schema/alert.schema.json` describe them.
 
-use crate::device::{round_int, Fleet, Reading, SensorSpec};
+use crate::batch::Shape;
+use crate::device::{round_int, Fleet, FleetSpec, Sensor, Status};
+use crate::simulate::Reading;
 
 /// Writes readings and keys for one fleet.
 #[derive(Debug, Clone)]
@@ -40,27 +43,45 @@ impl Encoder {
         &self.fleet
     }
 
-    /// Takes the four sensors' ranges and thresholds from `spec` (a live reload); the
-    /// escaped label tables stay, since labels cannot change while running.
-    pub fn set_thresholds(&mut self, spec: &crate::device::FleetSpec) {
-        let s = &mut self.fleet.spec;
-        s.temperature = spec.temperature;
-        s.humidity = spec.humidity;
-        s.pressure = spec.pressure;
-        s.current = spec.current;
+    /// Takes the live part of `spec` (a reload); the escaped label tables stay, since
+    /// labels cannot change while running.
+    pub fn set_live(&mut self, spec: &FleetSpec) {
+        self.fleet.set_live(spec);
     }
 
     /// An upper bound on the length of one encoded reading, used to size batch buffers
     /// so that encoding never has to grow them.
     pub fn max_len(&self) -> usize {
         let longest = |l: &[Box<[u8]>]| l.iter().map(|s| s.len()).max().unwrap_or(0);
-        // Fixed text and field names take 370 bytes; each number is at most 24 bytes.
-        400 + self.fleet.id_width
+        // Fixed text and field names take 370 bytes, an anomaly label 80; each number
+        // is at most 24 bytes.
+        480 + self.fleet.id_width
             + longest(&self.buildings)
             + 21 // "-" and a building cycle number
             + longest(&self.models)
             + longest(&self.firmwares)
-            + 12 * 24
+            + 13 * 24
+    }
+
+    /// An upper bound on the length of one encoded alert.
+    pub fn max_alert_len(&self) -> usize {
+        // Field names and the longest level, sensor and anomaly names: under 200 bytes.
+        200 + self.fleet.id_width + 5 * 24
+    }
+
+    /// Buffer sizes for batches of `capacity` readings, with room for alerts if `alerts`.
+    pub fn batch_shape(&self, capacity: usize, alerts: bool) -> Shape {
+        Shape {
+            capacity,
+            max_len: self.max_len(),
+            max_key: self.max_key(),
+            max_alert_len: if alerts { self.max_alert_len() } else { 0 },
+        }
+    }
+
+    /// Length of every key in this fleet.
+    pub fn max_key(&self) -> usize {
+        "device_".len() + self.fleet.id_width
     }
 
     /// The Kafka key of a device: its `device_id`, e.g. `device_000042`.
@@ -73,7 +94,6 @@ impl Encoder {
     /// Appends the JSON object of `r` to `out`.
     #[inline]
     pub fn encode(&self, r: &Reading, out: &mut Vec<u8>) {
-        let spec = &self.fleet.spec;
         out.extend_from_slice(b"{\"device_id\":\"");
         self.write_key(r.device, out);
         out.extend_from_slice(b"\",\"seq\":");
@@ -99,19 +119,17 @@ impl Encoder {
         write_u64(out, loc.floor as u64);
         write_padded(out, loc.room as u64, 2);
 
-        out.extend_from_slice(b"\"},\"sensors\":{\"temperature\":");
-        analog(out, r.temperature, "\u{b0}C", &spec.temperature);
-        out.extend_from_slice(b",\"humidity\":");
-        analog(out, r.humidity, "%", &spec.humidity);
-        out.extend_from_slice(b",\"pressure\":");
-        analog(out, r.pressure, "hPa", &spec.pressure);
+        out.extend_from_slice(b"\"},\"sensors\":{");
+        for s in [Sensor::Temperature, Sensor::Humidity, Sensor::Pressure] {
+            analog(out, r, s);
+            out.push(b',');
+        }
         out.extend_from_slice(if r.switch_on {
-            b",\"switch_status\":{\"value\":true,\"status\":\"on\"}"
+            b"\"switch_status\":{\"value\":true,\"status\":\"on\"},"
         } else {
-            b",\"switch_status\":{\"value\":false,\"status\":\"off\"}"
+            b"\"switch_status\":{\"value\":false,\"status\":\"off\"},"
         });
-        out.extend_from_slice(b",\"current\":");
-        analog(out, r.current, "A", &spec.current);
+        analog(out, r, Sensor::Current);
 
         let id = self.fleet.identity(r.device);
         out.extend_from_slice(b"},\"device_info\":{\"model\":");
@@ -122,19 +140,74 @@ impl Encoder {
         write_u64(out, r.battery as u64);
         out.extend_from_slice(b",\"signal_strength\":");
         write_i64(out, r.signal_dbm as i64);
-        out.extend_from_slice(b"}}");
+        out.push(b'}');
+        if let Some(a) = &r.anomaly {
+            out.extend_from_slice(b",\"anomaly\":{\"kind\":\"");
+            out.extend_from_slice(a.kind.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"target\":\"");
+            out.extend_from_slice(a.target().as_bytes());
+            out.extend_from_slice(b"\",\"since_seq\":");
+            write_u64(out, a.since);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+
+    /// Appends the alert for `sensor`'s status change in `r` to `out`.
+    #[inline]
+    pub fn encode_alert(&self, r: &Reading, sensor: Sensor, out: &mut Vec<u8>) {
+        let i = sensor as usize;
+        let (level, previous) = (r.status[i], r.previous[i]);
+        let spec = self.fleet.spec.sensor(sensor);
+        out.extend_from_slice(b"{\"device_id\":\"");
+        self.write_key(r.device, out);
+        out.extend_from_slice(b"\",\"sensor\":\"");
+        out.extend_from_slice(sensor.name().as_bytes());
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"previous\":\"");
+        out.extend_from_slice(previous.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"value\":");
+        write_value(out, r.values[i]);
+        // The threshold crossed: into warning or error, its own; back to normal, the
+        // warning threshold the value fell below; offline has none.
+        out.extend_from_slice(b",\"threshold\":");
+        match level {
+            Status::Error => write_fixed2(out, spec.error),
+            Status::Warning | Status::Normal => write_fixed2(out, spec.warning),
+            Status::Offline => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"unit\":\"");
+        out.extend_from_slice(sensor.unit().as_bytes());
+        out.extend_from_slice(b"\",\"timestamp\":");
+        write_i64(out, r.timestamp_ms);
+        out.extend_from_slice(b",\"seq\":");
+        write_u64(out, r.seq);
+        out.push(b'}');
     }
 }
 
 #[inline]
-fn analog(out: &mut Vec<u8>, v: f64, unit: &str, spec: &SensorSpec) {
-    out.extend_from_slice(b"{\"value\":");
-    write_fixed2(out, v);
+fn analog(out: &mut Vec<u8>, r: &Reading, s: Sensor) {
+    out.push(b'"');
+    out.extend_from_slice(s.name().as_bytes());
+    out.extend_from_slice(b"\":{\"value\":");
+    write_value(out, r.value(s));
     out.extend_from_slice(b",\"unit\":\"");
-    out.extend_from_slice(unit.as_bytes());
+    out.extend_from_slice(s.unit().as_bytes());
     out.extend_from_slice(b"\",\"status\":\"");
-    out.extend_from_slice(spec.status(v).as_str().as_bytes());
+    out.extend_from_slice(r.status[s as usize].as_str().as_bytes());
     out.extend_from_slice(b"\"}");
+}
+
+/// A value with 2 decimals, or `null` for a dropout (NaN).
+#[inline]
+fn write_value(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"null");
+    } else {
+        write_fixed2(out, v);
+    }
 }
 
 #[inline]
@@ -181,7 +254,6 @@ pub fn write_fixed2(out: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::FleetSpec;
     use serde_json::Value;
 
     fn fixed(v: f64) -> String {
@@ -209,14 +281,24 @@ mod tests {
     fn encodes_the_documented_layout() {
         let fleet = Fleet::new(FleetSpec::default(), 5, 1000);
         let enc = Encoder::new(fleet.clone());
-        let r = fleet.reading(42, 17, 1_735_689_600_123);
+        let mut st = fleet.init_state(42);
+        let r = fleet.step(
+            &mut st,
+            42,
+            17,
+            &fleet.derived.clock.trend(17),
+            1_735_689_600_123,
+        );
         let mut out = Vec::new();
         enc.encode(&r, &mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["device_id"], "device_000042");
         assert_eq!(v["seq"], 17);
         assert_eq!(v["timestamp"], 1_735_689_600_123i64);
-        assert_eq!(v["sensors"]["temperature"]["value"], r.temperature);
+        assert_eq!(
+            v["sensors"]["temperature"]["value"],
+            r.value(Sensor::Temperature)
+        );
         assert_eq!(v["sensors"]["temperature"]["unit"], "°C");
         assert_eq!(v["sensors"]["switch_status"]["value"], r.switch_on);
         assert_eq!(v["device_info"]["battery"], r.battery);

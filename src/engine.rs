@@ -55,7 +55,18 @@ pub fn run_live(
         .into_iter()
         .map(|c| c.id)
         .collect();
-    let plan = topology::plan(config.devices, config.cores, &core_ids);
+    let plan = topology::plan(config.instance_devices(), config.cores, &core_ids);
+    if config.instance_count > 1 {
+        let r = config.instance_devices();
+        log::info!(
+            "instance {} of {}: devices {}..{} of {}",
+            config.instance_index,
+            config.instance_count,
+            r.start,
+            r.end,
+            config.devices
+        );
+    }
     for w in &plan.warnings {
         log::warn!("{w}");
     }
@@ -75,19 +86,18 @@ pub fn run_live(
     }
 
     let quota = config.messages.map(|m| Quota::new(m, config.devices));
-    let max_key = "device_".len() + encoder.fleet().id_width;
+    let alerts = match &config.sink {
+        SinkConfig::Kafka(k) => k.alerts_topic.is_some(),
+        SinkConfig::Stdout => false,
+        SinkConfig::Null => true,
+    };
+    let shape = encoder.batch_shape(config.batch_size, alerts);
     let started = Instant::now();
     let mut delivery_sides = Vec::with_capacity(plan.workers.len());
     let mut workers: Vec<JoinHandle<()>> = Vec::with_capacity(plan.workers.len());
     let mut worker_stats = Vec::with_capacity(plan.workers.len());
     for wp in &plan.workers {
-        let (side, delivery_side) = handoff::channel(
-            wp.index,
-            config.batch_size,
-            encoder.max_len(),
-            max_key,
-            config.batches_in_flight,
-        );
+        let (side, delivery_side) = handoff::channel(wp.index, shape, config.batches_in_flight);
         delivery_sides.push(delivery_side);
         let stats = Arc::new(WorkerStats::default());
         worker_stats.push(Arc::clone(&stats));
@@ -102,6 +112,7 @@ pub fn run_live(
             handoff: side,
             stats,
             shutdown: Arc::clone(&shutdown),
+            alerts,
         };
         let core = wp.core;
         workers.push(spawn(format!("iotblast-worker-{}", wp.index), move || {
@@ -192,15 +203,21 @@ pub fn run_live(
             stop_reason: shutdown.reason(),
             config_reloads: live.reloads.load(Relaxed),
             config_reload_failures: live.reload_failures.load(Relaxed),
+            alerts_sent: g.alerts,
+            alerts_delivered: d.alerts_delivered,
+            alerts_failed: d.alerts_failed,
             errors,
         }
     });
     if !summary.is_balanced() {
         log::error!(
-            "accounting mismatch: {} sent but {} delivered + {} failed",
+            "accounting mismatch: {} sent but {} delivered + {} failed; alerts: {} sent but {} delivered + {} failed",
             summary.messages_sent,
             summary.messages_delivered,
-            summary.messages_failed
+            summary.messages_failed,
+            summary.alerts_sent,
+            summary.alerts_delivered,
+            summary.alerts_failed
         );
     }
     Ok(summary)

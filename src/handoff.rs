@@ -7,7 +7,7 @@
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Shape};
 
 /// The worker's end: takes empty batches, ships full ones.
 pub struct WorkerSide {
@@ -23,19 +23,11 @@ pub struct DeliverySide {
 }
 
 /// Creates the channels for worker `worker` and pre-allocates its batches.
-pub fn channel(
-    worker: usize,
-    batch_size: usize,
-    max_len: usize,
-    max_key: usize,
-    in_flight: usize,
-) -> (WorkerSide, DeliverySide) {
+pub fn channel(worker: usize, shape: Shape, in_flight: usize) -> (WorkerSide, DeliverySide) {
     let pool = in_flight + 2;
     let (full_tx, full_rx) = bounded(in_flight);
     let (empty_tx, empty_rx) = bounded(pool);
-    let spare = (0..pool)
-        .map(|_| Batch::new(batch_size, max_len, max_key, worker))
-        .collect();
+    let spare = (0..pool).map(|_| Batch::new(shape, worker)).collect();
     (
         WorkerSide {
             full: full_tx,
@@ -97,7 +89,7 @@ mod tests {
 
     #[test]
     fn batches_circulate_without_new_allocations() {
-        let (mut w, d) = channel(0, 4, 8, 4, 2);
+        let (mut w, d) = channel(0, Shape::readings(4, 8, 4), 2);
         // in_flight + 2 batches exist; after they are all out, take() waits for a return.
         for _ in 0..4 {
             let Take::Ready(b) = w.take() else {
@@ -107,7 +99,7 @@ mod tests {
         }
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(50));
-            d.recycle(Batch::new(4, 8, 4, 0));
+            d.recycle(Batch::new(Shape::readings(4, 8, 4), 0));
             d
         });
         assert!(matches!(w.take(), Take::AfterWait(_)));
@@ -118,7 +110,7 @@ mod tests {
 
     #[test]
     fn ship_blocks_at_in_flight_and_fails_when_closed() {
-        let (mut w, d) = channel(0, 1, 8, 4, 1);
+        let (mut w, d) = channel(0, Shape::readings(1, 8, 4), 1);
         let Take::Ready(b) = w.take() else { panic!() };
         assert!(w.ship(b).is_none());
         assert_eq!(d.full.len(), 1);

@@ -4,12 +4,15 @@
 //! The data path, one module per step, in the order a reading travels:
 //!
 //! `cli`/`config` → `topology` (cores × device ranges) → `worker` { `pacer` →
-//! `device` → `encoder` → `batch` } → `handoff` (SPSC) → `delivery` → `sink` (rdkafka,
-//! stdout, null) → `stats` → `report`.
+//! `simulate` (`device` parameters, `trend`, `anomaly`) → `encoder` (readings and
+//! alerts) → `batch` } → `handoff` (SPSC) → `delivery` → `sink` (rdkafka, stdout,
+//! null) → `stats` → `report`.
 //!
-//! Only `worker`, `pacer`, `device`, `encoder` and `batch` run per message; they do not
-//! allocate, lock or touch shared atomics. Everything else runs per batch or less.
+//! Only `worker`, `pacer`, `simulate`, `trend`, `anomaly`, `encoder` and `batch` run per
+//! message; they do not allocate, lock or touch shared atomics. Everything else runs
+//! per batch or less.
 
+pub mod anomaly;
 pub mod batch;
 pub mod cli;
 pub mod config;
@@ -25,9 +28,11 @@ pub mod reload;
 pub mod report;
 pub mod settings;
 pub mod shutdown;
+pub mod simulate;
 pub mod sink;
 pub mod stats;
 pub mod topology;
+pub mod trend;
 pub mod worker;
 
 pub use config::{Config, KafkaConfig, SinkConfig};

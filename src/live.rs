@@ -1,5 +1,5 @@
-//! Settings that may change while a run is going: the target rate and the status
-//! thresholds. The reloader publishes a new version; each worker notices it at its next
+//! Settings that may change while a run is going: the target rate and the live part of
+//! the device model (thresholds, trends, anomalies, sample interval; see `reload`). The reloader publishes a new version; each worker notices it at its next
 //! batch boundary (or while it sleeps for the pacer) and applies it between two
 //! readings, so no reading is lost or repeated.
 
@@ -13,7 +13,7 @@ use crate::device::FleetSpec;
 pub struct LiveSettings {
     /// Total target rate in messages per second; `None` is as fast as possible.
     pub rate: Option<f64>,
-    /// Sensor specs (the thresholds are what may change).
+    /// The device model; `FleetSpec::set_live` says which parts apply while running.
     pub fleet: FleetSpec,
 }
 

@@ -1,5 +1,6 @@
 //! Hot reload: re-reads the configuration when its file changes or on SIGHUP, and
-//! applies what may change while running (rate, thresholds, log level).
+//! applies what may change while running: rate, sensor distributions and thresholds,
+//! trends, anomalies, sample interval and time scale, switch behaviour, log level.
 //!
 //! A reload rebuilds the settings exactly as startup did (defaults < file < the
 //! environment captured at startup < the same flags), so flags keep winning. Anything
@@ -24,7 +25,20 @@ use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 
 /// Setting paths that may change while running (prefixes).
-const LIVE_PATHS: &[&str] = &["run.rate", "device.thresholds.", "log.level"];
+const LIVE_PATHS: &[&str] = &[
+    "run.rate",
+    "device.thresholds.",
+    "device.simulator.sample_interval",
+    "device.simulator.time_scale",
+    "device.simulator.data_variation",
+    "device.simulator.anomaly_rate",
+    "device.simulator.anomaly_weights.",
+    "device.simulator.trend_enabled",
+    "device.simulator.trend_strength",
+    "device.simulator.switch_on_probability",
+    "device.simulator.switch_dwell",
+    "log.level",
+];
 
 /// How long to let a burst of file events (editors write, rename, chmod) settle.
 const SETTLE: Duration = Duration::from_millis(100);

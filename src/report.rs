@@ -67,14 +67,19 @@ pub struct Summary {
     pub config_reloads: u64,
     /// Reloads refused (invalid file, or a change that needs a restart).
     pub config_reload_failures: u64,
+    /// Alerts raised by status transitions and handed to the sink (0 when alerts are off).
+    pub alerts_sent: u64,
+    pub alerts_delivered: u64,
+    pub alerts_failed: u64,
     /// Failure reasons with counts.
     pub errors: BTreeMap<String, u64>,
 }
 
 impl Summary {
-    /// True when every reading is accounted for.
+    /// True when every reading and every alert is accounted for.
     pub fn is_balanced(&self) -> bool {
         self.messages_sent == self.messages_delivered + self.messages_failed
+            && self.alerts_sent == self.alerts_delivered + self.alerts_failed
     }
 }
 
@@ -117,7 +122,14 @@ pub fn summary_line(s: &Summary) -> String {
         l.p95,
         l.p99,
         l.p999
-    )
+    ) + &if s.alerts_sent > 0 {
+        format!(
+            " {} alerts sent, {} delivered, {} failed.",
+            s.alerts_sent, s.alerts_delivered, s.alerts_failed
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Throughput in messages and MB per second.

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use yaml_serde::{Mapping, Value};
 
+use crate::anomaly::Weights;
 use crate::config::{self, Config, KafkaConfig, SinkConfig, MAX_DEVICES};
 use crate::device::{FleetSpec, SensorSpec};
 use crate::error::ConfigError;
@@ -73,6 +74,8 @@ pub struct KafkaSettings {
 pub struct Topics {
     /// Topic for the readings.
     pub device_data: String,
+    /// Topic for alerts (status transitions); empty turns alerts off.
+    pub alerts: String,
 }
 
 /// Producer tuning. Defaults favour throughput; see `src/sink/kafka.rs` for why.
@@ -184,7 +187,7 @@ impl Protocol {
 pub struct DeviceSettings {
     /// Fleet size and generator threads.
     pub simulator: SimulatorSettings,
-    /// Per-sensor clamp range and status thresholds.
+    /// Per-sensor distribution, clamp range and status thresholds.
     pub thresholds: Thresholds,
 }
 
@@ -202,11 +205,98 @@ pub struct SimulatorSettings {
     pub batch_size: usize,
     /// Full batches a worker may queue before it waits for the delivery thread.
     pub queue_buffer_size: usize,
+    /// Simulated time between two readings of one device; trends advance by this per
+    /// reading. Does not pace the run (see run.rate).
+    pub sample_interval: Dur,
+    /// Speed-up of simulated time: each reading advances it by sample_interval ×
+    /// time_scale (1440 shows a day in a minute of 1-second samples).
+    pub time_scale: f64,
+    /// Simulated time of every device's first reading (RFC 3339, UTC); sets where in
+    /// the day and the year the trends start.
+    pub start_time: String,
+    /// Share of fresh noise per reading, in (0, 1]: each sensor follows
+    /// x = (1 - v)·x_prev + noise, scaled so its sd stays the configured one. 1 makes
+    /// readings independent; 0.3 is the design's 0.7·last + 0.3·new.
+    pub data_variation: f64,
+    /// Probability that a reading starts an anomaly (0 to 1).
+    pub anomaly_rate: f64,
+    /// Relative weights of the anomaly kinds.
+    pub anomaly_weights: AnomalyWeights,
+    /// Turn the trends (day/night, season, weather, load) on or off.
+    pub trend_enabled: bool,
+    /// Scale of the trends; 1 gives each the amplitude in docs/data-model.md, 0 turns
+    /// them off (like trend_enabled: false).
+    pub trend_strength: f64,
+    /// Long-run share of readings with the switch on (0 to 1).
+    pub switch_on_probability: f64,
+    /// Mean number of readings the switch stays in its rarer state (>= 1).
+    pub switch_dwell: f64,
     /// Building labels, used in turn (e.g. ["A栋", "B栋"]).
     pub buildings: Vec<String>,
+    /// Floors per building (1 to 999).
+    pub floors_per_building: u32,
+    /// Rooms per floor (1 to 999).
+    pub rooms_per_floor: u32,
+    /// Devices per room (1 to 999).
+    pub devices_per_room: u32,
+    /// Device models, spread across the fleet.
+    pub models: Vec<String>,
+    /// Firmware versions, spread across the fleet.
+    pub firmwares: Vec<String>,
 }
 
-/// Per-sensor clamp range and status thresholds.
+/// Relative weights of the anomaly kinds (need not sum to 1; 0 turns a kind off).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyWeights {
+    /// One reading multiplied by 2 to 5.
+    pub spike: f64,
+    /// An offset ramping to 3 to 6 sd over 20 to 200 readings.
+    pub drift: f64,
+    /// The same value for 10 to 100 readings.
+    pub stuck: f64,
+    /// null values and status offline for 1 to 20 readings.
+    pub dropout: f64,
+    /// The switch toggling on every reading for 5 to 30 readings.
+    pub chatter: f64,
+    /// The battery losing 5 to 20 % at once.
+    pub battery_drain: f64,
+}
+
+impl Default for AnomalyWeights {
+    fn default() -> Self {
+        Weights::default().into()
+    }
+}
+
+impl From<Weights> for AnomalyWeights {
+    fn from(w: Weights) -> Self {
+        let [spike, drift, stuck, dropout, chatter, battery_drain] = w.0;
+        Self {
+            spike,
+            drift,
+            stuck,
+            dropout,
+            chatter,
+            battery_drain,
+        }
+    }
+}
+
+impl From<AnomalyWeights> for Weights {
+    fn from(a: AnomalyWeights) -> Self {
+        Weights([
+            a.spike,
+            a.drift,
+            a.stuck,
+            a.dropout,
+            a.chatter,
+            a.battery_drain,
+        ])
+    }
+}
+
+/// Per-sensor distribution, clamp range and status thresholds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
@@ -220,10 +310,14 @@ pub struct Thresholds {
     pub current: Threshold,
 }
 
-/// One sensor's range and thresholds.
+/// One sensor's distribution, range and thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
+    /// Mean of the sensor's normal distribution.
+    pub mean: f64,
+    /// Standard deviation of the sensor's normal distribution.
+    pub sd: f64,
     /// Values below are clamped to this.
     pub min: f64,
     /// Values above are clamped to this.
@@ -246,6 +340,12 @@ pub struct RunSettings {
     pub messages: Option<Count>,
     /// Seed of all readings; null picks one at random and prints it.
     pub seed: Option<u64>,
+    /// This process's slice of the fleet, 0 to instance_count - 1: instances with the
+    /// same settings and seed split the devices into disjoint contiguous ranges.
+    pub instance_index: u64,
+    /// How many processes share the fleet. Devices, messages and rate describe the
+    /// whole fleet; each instance produces its share.
+    pub instance_count: u64,
     /// Interval between progress lines.
     pub report_interval: Dur,
 }
@@ -263,9 +363,7 @@ impl Default for KafkaSettings {
         let k = KafkaConfig::default();
         Self {
             brokers: Brokers::default(),
-            topics: Topics {
-                device_data: k.topic,
-            },
+            topics: Topics::default(),
             create_topic: k.create_topic,
             partitions: k.partitions,
             replication_factor: k.replication_factor,
@@ -280,8 +378,10 @@ impl Default for KafkaSettings {
 
 impl Default for Topics {
     fn default() -> Self {
+        let k = KafkaConfig::default();
         Self {
-            device_data: KafkaConfig::default().topic,
+            device_data: k.topic,
+            alerts: k.alerts_topic.unwrap_or_default(),
         }
     }
 }
@@ -339,12 +439,31 @@ impl ProducerSettings {
 impl Default for SimulatorSettings {
     fn default() -> Self {
         let c = Config::new(SinkConfig::Null);
+        let f = c.fleet;
         Self {
             device_count: Count(c.devices),
             worker_pool_size: None,
             batch_size: c.batch_size,
             queue_buffer_size: c.batches_in_flight,
-            buildings: c.fleet.buildings,
+            sample_interval: Dur(f.sample_interval),
+            time_scale: f.time_scale,
+            start_time: humantime::format_rfc3339(
+                std::time::UNIX_EPOCH + Duration::from_secs(f.start_s as u64),
+            )
+            .to_string(),
+            data_variation: f.data_variation,
+            anomaly_rate: f.anomaly_rate,
+            anomaly_weights: f.anomaly_weights.into(),
+            trend_enabled: f.trend_strength > 0.0,
+            trend_strength: f.trend_strength,
+            switch_on_probability: f.switch_on_probability,
+            switch_dwell: f.switch_dwell,
+            buildings: f.buildings,
+            floors_per_building: f.floors_per_building,
+            rooms_per_floor: f.rooms_per_floor,
+            devices_per_room: f.devices_per_room,
+            models: f.models,
+            firmwares: f.firmwares,
         }
     }
 }
@@ -352,6 +471,8 @@ impl Default for SimulatorSettings {
 impl From<&SensorSpec> for Threshold {
     fn from(s: &SensorSpec) -> Self {
         Self {
+            mean: s.mean,
+            sd: s.sd,
             min: s.min,
             max: s.max,
             warning: s.warning,
@@ -379,6 +500,8 @@ impl Default for RunSettings {
             duration: None,
             messages: None,
             seed: None,
+            instance_index: 0,
+            instance_count: 1,
             report_interval: Dur(Config::new(SinkConfig::Null).report_interval),
         }
     }
@@ -640,6 +763,7 @@ impl Settings {
         let mut c = Config::new(SinkConfig::Kafka(KafkaConfig {
             brokers: (!k.brokers.0.is_empty()).then(|| k.brokers.0.join(",")),
             topic: k.topics.device_data.clone(),
+            alerts_topic: (!k.topics.alerts.is_empty()).then(|| k.topics.alerts.clone()),
             partitions: k.partitions,
             replication_factor: k.replication_factor,
             create_topic: k.create_topic,
@@ -650,19 +774,12 @@ impl Settings {
         c.cores = sim.worker_pool_size.unwrap_or_else(config::default_cores);
         c.batch_size = sim.batch_size;
         c.batches_in_flight = sim.queue_buffer_size;
-        c.fleet.buildings = sim.buildings.clone();
-        let t = &self.device.thresholds;
-        for (spec, th) in [
-            (&mut c.fleet.temperature, &t.temperature),
-            (&mut c.fleet.humidity, &t.humidity),
-            (&mut c.fleet.pressure, &t.pressure),
-            (&mut c.fleet.current, &t.current),
-        ] {
-            (spec.min, spec.max, spec.warning, spec.error) = (th.min, th.max, th.warning, th.error);
-        }
+        c.fleet = self.fleet_spec()?;
         c.rate = run.rate.map(|r| r.0 as f64).filter(|r| *r > 0.0);
         c.duration = run.duration.map(|d| d.0);
         c.messages = run.messages.map(|m| m.0);
+        c.instance_index = run.instance_index;
+        c.instance_count = run.instance_count;
         (c.seed, c.seed_was_random) = match run.seed {
             Some(s) => (s, false),
             None => (random_seed(), true),
@@ -671,6 +788,57 @@ impl Settings {
         c.flush_timeout = k.flush_timeout.0;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The fleet description from `device`; checked by `FleetSpec::validate`.
+    pub fn fleet_spec(&self) -> Result<FleetSpec, ConfigError> {
+        let sim = &self.device.simulator;
+        let start = humantime::parse_rfc3339_weak(&sim.start_time)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "device.simulator.start_time",
+                    format!(
+                        "must be an RFC 3339 time after 1970 such as 2026-01-01T00:00:00Z, got '{}'",
+                        sim.start_time
+                    ),
+                )
+            })?;
+        let t = &self.device.thresholds;
+        let sensor = |th: &Threshold| SensorSpec {
+            mean: th.mean,
+            sd: th.sd,
+            min: th.min,
+            max: th.max,
+            warning: th.warning,
+            error: th.error,
+        };
+        Ok(FleetSpec {
+            temperature: sensor(&t.temperature),
+            humidity: sensor(&t.humidity),
+            pressure: sensor(&t.pressure),
+            current: sensor(&t.current),
+            switch_on_probability: sim.switch_on_probability,
+            buildings: sim.buildings.clone(),
+            floors_per_building: sim.floors_per_building,
+            rooms_per_floor: sim.rooms_per_floor,
+            devices_per_room: sim.devices_per_room,
+            models: sim.models.clone(),
+            firmwares: sim.firmwares.clone(),
+            data_variation: sim.data_variation,
+            switch_dwell: sim.switch_dwell,
+            trend_strength: if sim.trend_enabled {
+                sim.trend_strength
+            } else {
+                0.0
+            },
+            sample_interval: sim.sample_interval.0,
+            time_scale: sim.time_scale,
+            start_s: start.as_secs() as i64,
+            anomaly_rate: sim.anomaly_rate,
+            anomaly_weights: sim.anomaly_weights.into(),
+        })
     }
 
     /// librdkafka properties from `kafka.producer`, `kafka.security` and

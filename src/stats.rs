@@ -19,6 +19,8 @@ pub struct WorkerStats {
     pub bytes: AtomicU64,
     /// Readings generated but never handed over (the delivery thread was gone).
     pub lost: AtomicU64,
+    /// Alerts generated (handed over with the readings that raised them).
+    pub alerts: AtomicU64,
     /// Nanoseconds spent waiting for the delivery thread (backpressure).
     pub blocked_ns: AtomicU64,
 }
@@ -37,6 +39,7 @@ pub struct Generated {
     pub bytes: u64,
     pub lost: u64,
     pub blocked_ns: u64,
+    pub alerts: u64,
 }
 
 impl Generated {
@@ -46,6 +49,7 @@ impl Generated {
             bytes: a.bytes + w.bytes.load(Relaxed),
             lost: a.lost + w.lost.load(Relaxed),
             blocked_ns: a.blocked_ns + w.blocked_ns.load(Relaxed),
+            alerts: a.alerts + w.alerts.load(Relaxed),
         })
     }
 }
@@ -60,6 +64,9 @@ fn histogram() -> Histogram<u64> {
 pub struct Deliveries {
     pub delivered: u64,
     pub failed: u64,
+    /// Alerts, counted apart from readings.
+    pub alerts_delivered: u64,
+    pub alerts_failed: u64,
     pub bytes_delivered: u64,
     /// Whole-run ack latency, µs.
     pub latency: Histogram<u64>,
@@ -100,6 +107,8 @@ impl Default for Deliveries {
         Self {
             delivered: 0,
             failed: 0,
+            alerts_delivered: 0,
+            alerts_failed: 0,
             bytes_delivered: 0,
             latency: histogram(),
             interval: histogram(),
@@ -121,12 +130,26 @@ impl Deliveries {
         }
     }
 
-    /// Counts `n` failures with a reason. Reasons are few and distinct, so the map stays small.
+    /// Counts `n` failed readings with a reason. Reasons are few and distinct, so the
+    /// map stays small.
     pub fn failed(&mut self, n: u64, reason: &str) {
         if n == 0 {
             return;
         }
         self.failed += n;
+        self.reason(n, reason);
+    }
+
+    /// Counts `n` failed alerts; their reasons are listed as `alerts: <reason>`.
+    pub fn alerts_failed(&mut self, n: u64, reason: &str) {
+        if n == 0 {
+            return;
+        }
+        self.alerts_failed += n;
+        self.reason(n, &format!("alerts: {reason}"));
+    }
+
+    fn reason(&mut self, n: u64, reason: &str) {
         match self.errors.get_mut(reason) {
             Some(c) => *c += n,
             None => {

@@ -24,10 +24,12 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// Splits `devices` across `cores` workers, pinning worker `i` to `core_ids[i]` while
-/// there are cores left.
-pub fn plan(devices: u64, cores: usize, core_ids: &[usize]) -> Plan {
+/// Splits the device range `devices` across `cores` workers, pinning worker `i` to
+/// `core_ids[i]` while there are cores left.
+pub fn plan(devices: Range<u64>, cores: usize, core_ids: &[usize]) -> Plan {
     let mut warnings = Vec::new();
+    let first = devices.start;
+    let devices = devices.end - devices.start;
     let mut n = cores.max(1);
     if n as u64 > devices {
         warnings.push(format!(
@@ -46,9 +48,9 @@ pub fn plan(devices: u64, cores: usize, core_ids: &[usize]) -> Plan {
     let workers = split(devices, n)
         .into_iter()
         .enumerate()
-        .map(|(index, devices)| WorkerPlan {
+        .map(|(index, r)| WorkerPlan {
             index,
-            devices,
+            devices: r.start + first..r.end + first,
             core: core_ids.get(index).copied(),
         })
         .collect();
@@ -136,14 +138,18 @@ mod tests {
 
     #[test]
     fn more_workers_than_cores_or_devices_warns() {
-        let p = plan(10, 4, &[0, 1]);
+        let p = plan(0..10, 4, &[0, 1]);
         assert_eq!(p.workers.len(), 4);
         assert_eq!(p.workers[1].core, Some(1));
         assert_eq!(p.workers[2].core, None);
         assert!(p.warnings[0].contains("exceeds the 2 available cores"));
-        let p = plan(3, 8, &[0, 1, 2, 3, 4, 5, 6, 7]);
+        let p = plan(0..3, 8, &[0, 1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(p.workers.len(), 3);
         assert!(p.warnings[0].contains("exceeds --devices 3"));
+        // An instance's slice keeps global device indices.
+        let p = plan(100..200, 3, &[0, 1, 2]);
+        let ranges: Vec<_> = p.workers.iter().map(|w| w.devices.clone()).collect();
+        assert_eq!(ranges, vec![100..134, 134..167, 167..200]);
     }
 
     #[test]

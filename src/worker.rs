@@ -1,12 +1,16 @@
-//! A generator thread: paces, generates, encodes and batches the readings of its devices.
+//! A generator thread: paces, simulates, encodes and batches the readings of its devices,
+//! and the alerts they raise.
 //!
-//! This is the per-message hot loop. It owns everything it touches (encoder, batches,
-//! pacer, counters) and allocates nothing once running: batches come pre-allocated from
-//! the handoff and return to it. Readings go out in rounds, seq 0 for every device of
-//! the range, then seq 1, and so on, so each device's seq is contiguous however the
-//! run ends. Shared state (stop flag, counters) is touched once per batch.
+//! This is the per-message hot loop. It owns everything it touches (device states,
+//! encoder, batches, pacer, counters) and allocates nothing once running: device states
+//! are allocated at start, batches come pre-allocated from the handoff and return to it.
+//! Readings go out in rounds, seq 0 for every device of the range, then seq 1, and so
+//! on, so each device's seq is contiguous however the run ends, and the shared trend
+//! point is computed once per round. Shared state (stop flag, counters) is touched once
+//! per batch.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +20,7 @@ use crate::handoff::{Take, WorkerSide};
 use crate::live::Live;
 use crate::pacer::Pacer;
 use crate::shutdown::Shutdown;
+use crate::simulate::DeviceState;
 use crate::stats::WorkerStats;
 use crate::topology::Quota;
 
@@ -46,6 +51,8 @@ pub struct Worker {
     pub handoff: WorkerSide,
     pub stats: Arc<WorkerStats>,
     pub shutdown: Arc<Shutdown>,
+    /// Whether to encode alerts (the sink has an alerts topic).
+    pub alerts: bool,
 }
 
 impl Worker {
@@ -56,8 +63,15 @@ impl Worker {
         let mut pacer = None;
         let mut seen = None;
         self.refresh(&mut seen, &mut pacer, &mut encoder);
+        let first = self.devices.start;
+        let mut states: Vec<DeviceState> = self
+            .devices
+            .clone()
+            .map(|d| encoder.fleet().init_state(d))
+            .collect();
         let mut timestamp = now_ms();
         let mut since_clock = 0u32;
+        let mut alerts = 0u64;
         'run: for seq in 0u64.. {
             let active = match &self.quota {
                 Some(q) => q.active(&self.devices, seq),
@@ -66,6 +80,10 @@ impl Worker {
             if active.is_empty() {
                 break;
             }
+            // Shared by every device in the round. Recomputed after a live change
+            // below, since the sample interval may have changed.
+            let mut trend = encoder.fleet().derived.clock.trend(seq);
+            let mut trend_version = seen;
             for device in active {
                 while let Some(p) = pacer.as_mut() {
                     match self.wait_until_due(p, &mut batch, seen) {
@@ -85,12 +103,28 @@ impl Worker {
                     since_clock = 0;
                 }
                 since_clock += 1;
-                let reading = encoder.fleet().reading(device, seq, timestamp);
+                if trend_version != seen {
+                    trend = encoder.fleet().derived.clock.trend(seq);
+                    trend_version = seen;
+                }
+                let st = &mut states[(device - first) as usize];
+                let reading = encoder.fleet().step(st, device, seq, &trend, timestamp);
                 batch.push(|payload, key| {
                     encoder.encode(&reading, payload);
                     encoder.write_key(device, key);
                 });
+                if self.alerts {
+                    for sensor in reading.transitions() {
+                        batch.push_alert(|payload, key| {
+                            encoder.encode_alert(&reading, sensor, payload);
+                            encoder.write_key(device, key);
+                        });
+                        alerts += 1;
+                    }
+                }
                 if batch.is_full() {
+                    self.stats.alerts.fetch_add(alerts, Relaxed);
+                    alerts = 0;
                     if !self.ship(&mut batch) {
                         return;
                     }
@@ -101,13 +135,15 @@ impl Worker {
                 }
             }
         }
+        self.stats.alerts.fetch_add(alerts, Relaxed);
         if !batch.is_empty() {
             self.ship(&mut batch);
         }
     }
 
     /// Applies the live settings if they changed since version `seen`: a new rate
-    /// re-anchors the pacer at now, new thresholds go to the encoder. Called between
+    /// re-anchors the pacer at now; thresholds, trends, anomalies and the sample interval
+    /// go to the encoder's fleet. Called between
     /// readings, so the device/seq sequence is untouched.
     fn refresh(&self, seen: &mut Option<u64>, pacer: &mut Option<Pacer>, encoder: &mut Encoder) {
         if *seen == Some(self.live.version()) {
@@ -119,7 +155,7 @@ impl Worker {
         if rate != pacer.as_ref().map(Pacer::rate) {
             *pacer = rate.map(Pacer::new);
         }
-        encoder.set_thresholds(&settings.fleet);
+        encoder.set_live(&settings.fleet);
     }
 
     /// Sleeps until the pacer's next slot, shipping a partial batch that has waited
@@ -191,14 +227,12 @@ impl Worker {
         if d > Duration::from_micros(20) {
             self.stats
                 .blocked_ns
-                .fetch_add(d.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(d.as_nanos() as u64, Relaxed);
         }
     }
 
     fn lose(&self, n: usize) {
-        self.stats
-            .lost
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.lost.fetch_add(n as u64, Relaxed);
     }
 }
 

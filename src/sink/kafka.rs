@@ -70,30 +70,49 @@ impl ClientContext for DeliveryContext {
     }
 }
 
+/// Delivery opaques carry the enqueue time in µs since `epoch`, shifted left by one; the
+/// low bit marks an alert, so reports are told apart without a topic-name comparison.
+const ALERT_BIT: usize = 1;
+
+#[inline]
+fn opaque(sent_us: usize, alert: bool) -> usize {
+    (sent_us << 1) | usize::from(alert)
+}
+
 impl ProducerContext for DeliveryContext {
-    /// Microseconds since `epoch` at which the message was handed to librdkafka.
+    /// See [`opaque`].
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, sent_us: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        let alert = tag & ALERT_BIT != 0;
         match result {
+            Ok(_) if alert => self.stats.with(|d| d.alerts_delivered += 1),
             Ok(msg) => {
                 let len = msg.payload_len();
+                let sent_us = (tag >> 1) as u64;
                 self.stats.with(|d| {
                     let now = d.clock.now_us(self.epoch);
-                    d.ok(len, Some(now.saturating_sub(sent_us as u64)));
+                    d.ok(len, Some(now.saturating_sub(sent_us)));
                 });
             }
             Err((e, _)) => {
                 let reason = e.to_string();
-                self.stats.with(|d| d.failed(1, &reason));
+                self.stats.with(|d| {
+                    if alert {
+                        d.alerts_failed(1, &reason)
+                    } else {
+                        d.failed(1, &reason)
+                    }
+                });
             }
         }
     }
 }
 
 pub struct KafkaSink {
-    // Declared before `producer`: fields drop in order, and the topic handle must go first.
+    // Declared before `producer`: fields drop in order, and topic handles must go first.
     batches: BatchProducer,
+    alerts: Option<BatchProducer>,
     producer: BaseProducer<DeliveryContext>,
     epoch: Instant,
     stats: Arc<DeliveryStats>,
@@ -142,15 +161,18 @@ pub fn open(
         Some(b) => (b.clone(), None, format!("Kafka at {b}")),
         None => {
             let mock = MockCluster::new(1).map_err(|e| Error::MockCluster(e.to_string()))?;
-            mock.create_topic(&k.topic, k.partitions, 1)
-                .map_err(|e| Error::TopicCreate {
-                    topic: k.topic.clone(),
-                    reason: e.to_string(),
-                })?;
+            for topic in k.topics() {
+                mock.create_topic(topic, k.partitions, 1)
+                    .map_err(|e| Error::TopicCreate {
+                        topic: topic.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+            }
             let b = mock.bootstrap_servers();
             let d = format!(
-                "embedded librdkafka mock cluster at {b} (no --brokers given; 1 broker, topic '{}' with {} partitions)",
-                k.topic, k.partitions
+                "embedded librdkafka mock cluster at {b} (no --brokers given; 1 broker, topics '{}' with {} partitions each)",
+                k.topics().collect::<Vec<_>>().join("', '"),
+                k.partitions
             );
             (b, Some(MockGuard(mock)), d)
         }
@@ -161,7 +183,6 @@ pub fn open(
         .create_with_context(DeliveryContext::new(Arc::clone(&stats), epoch))
         .map_err(|e| Error::Producer(e.to_string()))?;
 
-    let partitions = ensure_topic(&producer, &brokers, k)?;
     // Always set (PRODUCER_DEFAULTS or -X); librdkafka validated the name above.
     let name = config.get("partitioner").unwrap_or("consistent_random");
     let partitioner = partitioner_by_name(name).ok_or_else(|| {
@@ -169,11 +190,16 @@ pub fn open(
             "partitioner '{name}' is not one of librdkafka's built-in partitioners"
         ))
     })?;
-    let batches = BatchProducer::new(&producer, &k.topic, partitioner, partitions)
-        .map_err(Error::Producer)?;
+    let handle = |topic: &str| -> Result<BatchProducer, Error> {
+        let partitions = ensure_topic(&producer, &brokers, k, topic)?;
+        BatchProducer::new(&producer, topic, partitioner, partitions).map_err(Error::Producer)
+    };
+    let batches = handle(&k.topic)?;
+    let alerts = k.alerts_topic.as_deref().map(handle).transpose()?;
     Ok(Opened {
         sink: KafkaSink {
             batches,
+            alerts,
             producer,
             epoch,
             stats,
@@ -185,11 +211,12 @@ pub fn open(
 }
 
 /// Fetches metadata within `connect_timeout` (so an unreachable cluster fails fast and
-/// clearly), creates the topic if it is missing and returns its partition count.
+/// clearly), creates `topic` if it is missing and returns its partition count.
 fn ensure_topic(
     producer: &BaseProducer<DeliveryContext>,
     brokers: &str,
     k: &KafkaConfig,
+    topic: &str,
 ) -> Result<i32, Error> {
     let unreachable = |reason: String| Error::Unreachable {
         brokers: brokers.to_owned(),
@@ -206,30 +233,30 @@ fn ensure_topic(
     let existing = md
         .topics()
         .iter()
-        .find(|t| t.name() == k.topic && t.error().is_none() && !t.partitions().is_empty());
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
     if let Some(t) = existing {
         return Ok(t.partitions().len() as i32);
     }
     if !k.create_topic {
         return Err(Error::TopicMissing {
-            topic: k.topic.clone(),
+            topic: topic.to_owned(),
             brokers: brokers.to_owned(),
         });
     }
-    create_topic(brokers, k)?;
+    create_topic(brokers, k, topic)?;
     Ok(k.partitions)
 }
 
-fn create_topic(brokers: &str, k: &KafkaConfig) -> Result<(), Error> {
+fn create_topic(brokers: &str, k: &KafkaConfig, name: &str) -> Result<(), Error> {
     let fail = |reason: String| Error::TopicCreate {
-        topic: k.topic.clone(),
+        topic: name.to_owned(),
         reason,
     };
     let admin: AdminClient<DefaultClientContext> = client_config(brokers, k)
         .create()
         .map_err(|e| fail(e.to_string()))?;
     let topic = NewTopic::new(
-        &k.topic,
+        name,
         k.partitions,
         TopicReplication::Fixed(k.replication_factor),
     );
@@ -244,11 +271,7 @@ fn create_topic(brokers: &str, k: &KafkaConfig) -> Result<(), Error> {
             Err((_, code)) => return Err(fail(code.to_string())),
         }
     }
-    log::info!(
-        "created topic '{}' with {} partitions",
-        k.topic,
-        k.partitions
-    );
+    log::info!("created topic '{name}' with {} partitions", k.partitions);
     Ok(())
 }
 
@@ -259,26 +282,56 @@ impl KafkaSink {
     }
 }
 
+/// Enqueues everything `batches` has loaded. Backpressure (`QueueFull`) is served by
+/// polling and retrying from the refused message; messages that fail for good, or are
+/// still refused past the shutdown grace, go to `failed(count, reason)`.
+fn enqueue(
+    batches: &mut BatchProducer,
+    producer: &BaseProducer<DeliveryContext>,
+    shutdown: &Shutdown,
+    flush_grace: Duration,
+    failed: impl Fn(u64, &str),
+) {
+    let mut start = 0;
+    while let Enqueued::QueueFullAt(at) = batches.enqueue(start, |err| {
+        failed(1, &format!("not enqueued: {err}"));
+    }) {
+        start = at;
+        // Short: rust-rdkafka's poll(t) always blocks for all of t, and every
+        // microsecond in it is one the queue may already have room again.
+        producer.poll(QUEUE_FULL_POLL);
+        if shutdown.past_grace(flush_grace) {
+            failed(
+                (batches.len() - at) as u64,
+                "not enqueued: producer queue still full at shutdown",
+            );
+            break;
+        }
+    }
+}
+
 impl Sink for KafkaSink {
     fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
-        self.batches.load(batch, self.now_us());
-        let stats = &self.stats;
-        let mut start = 0;
-        while let Enqueued::QueueFullAt(at) = self.batches.enqueue(start, |err| {
-            let reason = format!("not enqueued: {err}");
-            stats.with(|d| d.failed(1, &reason));
-        }) {
-            // Backpressure: let librdkafka deliver and report, then retry from `at`.
-            start = at;
-            // Short: rust-rdkafka's poll(t) always blocks for all of t, and every
-            // microsecond in it is one the queue may already have room again.
-            self.producer.poll(QUEUE_FULL_POLL);
-            if shutdown.past_grace(self.flush_grace) {
-                let left = (self.batches.len() - at) as u64;
-                stats.with(|d| {
-                    d.failed(left, "not enqueued: producer queue still full at shutdown")
-                });
-                break;
+        let sent_us = self.now_us();
+        let stats = Arc::clone(&self.stats);
+        self.batches.load(batch.readings(), opaque(sent_us, false));
+        enqueue(
+            &mut self.batches,
+            &self.producer,
+            shutdown,
+            self.flush_grace,
+            |n, reason| stats.with(|d| d.failed(n, reason)),
+        );
+        if let Some(alerts) = &mut self.alerts {
+            if !batch.alerts().is_empty() {
+                alerts.load(batch.alerts(), opaque(sent_us, true));
+                enqueue(
+                    alerts,
+                    &self.producer,
+                    shutdown,
+                    self.flush_grace,
+                    |n, reason| stats.with(|d| d.alerts_failed(n, reason)),
+                );
             }
         }
         self.producer.poll(Duration::ZERO);

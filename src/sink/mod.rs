@@ -34,9 +34,11 @@ pub struct NullSink {
 impl Sink for NullSink {
     fn send(&mut self, batch: &Batch, _: &Shutdown) {
         let (n, bytes) = (batch.len() as u64, batch.bytes() as u64);
+        let alerts = batch.alerts().len() as u64;
         self.stats.with(|d| {
             d.delivered += n;
             d.bytes_delivered += bytes;
+            d.alerts_delivered += alerts;
         });
     }
 }

@@ -18,7 +18,7 @@ use rdkafka::bindings as rd;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 
-use crate::batch::Batch;
+use crate::batch::Messages;
 
 /// librdkafka's partitioner signature (`rd_kafka_msg_partitioner_*`).
 type PartitionerFn = unsafe extern "C" fn(
@@ -109,7 +109,7 @@ impl BatchProducer {
 
     /// Loads `batch`, grouped by partition (stable), each message carrying `opaque`
     /// for its delivery report.
-    pub fn load(&mut self, batch: &Batch, opaque: usize) {
+    pub fn load(&mut self, batch: &Messages, opaque: usize) {
         let n = self.partition_count as usize;
         self.partition_of.clear();
         self.cursor.iter_mut().for_each(|c| *c = 0);

@@ -68,9 +68,12 @@ const WARM_UP_BATCHES: u64 = 20;
 /// the number of readings generated in that window.
 fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    // Escaping-heavy labels must not cost allocations either.
+    // Escaping-heavy labels must not cost allocations either, nor must the full model:
+    // trends over a fast simulated day, frequent anomalies of every kind, alerts.
     let spec = FleetSpec {
         buildings: vec!["A栋".into(), "say \"hi\"\\\n".into()],
+        anomaly_rate: 0.05,
+        time_scale: 600.0,
         ..FleetSpec::default()
     };
     let live = Arc::new(Live::new(LiveSettings {
@@ -79,7 +82,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
     }));
     let encoder = Encoder::new(Fleet::new(spec, 3, 1000));
     let batch_size = 256;
-    let (side, delivery) = handoff::channel(0, batch_size, encoder.max_len(), 13, 2);
+    let (side, delivery) = handoff::channel(0, encoder.batch_shape(batch_size, true), 2);
     let worker = Worker {
         devices: 0..1000,
         encoder,
@@ -90,12 +93,14 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
         handoff: side,
         stats: Arc::new(WorkerStats::default()),
         shutdown: Shutdown::new(),
+        alerts: true,
     };
     let drain = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
-        let (mut n, mut batches, mut armed_at) = (0, 0, None);
+        let (mut n, mut batches, mut armed_at, mut alerts) = (0, 0, None, 0);
         while let Ok(b) = delivery.full.recv() {
             n += b.len() as u64;
+            alerts += b.alerts().len() as u64;
             batches += 1;
             if batches == WARM_UP_BATCHES {
                 armed_at = Some(n);
@@ -104,6 +109,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
             delivery.recycle(b);
         }
         ARMED.store(false, Ordering::SeqCst);
+        assert!(alerts > n / 100, "the model raised only {alerts} alerts");
         (n, armed_at.expect("run long enough to pass warm-up"))
     });
     TRACKED.with(|t| t.set(true));

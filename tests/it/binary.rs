@@ -189,6 +189,8 @@ fn sigterm_stops_flushes_and_accounts_for_every_reading() {
         &bootstrap,
         "-t",
         "it-sigterm",
+        "--alerts-topic",
+        "",
         "--no-create-topic",
         "--devices",
         "2000",

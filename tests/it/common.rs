@@ -11,24 +11,41 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
+fn compile(file: &str) -> jsonschema::Validator {
+    let path = format!("{}/docs/schema/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("schema file");
+    let json: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::validator_for(&json).expect("schema compiles")
+}
+
 /// The shipped reading schema, compiled once.
 pub fn schema() -> &'static jsonschema::Validator {
     static S: OnceLock<jsonschema::Validator> = OnceLock::new();
-    S.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/docs/schema/reading.schema.json"
-        );
-        let text = std::fs::read_to_string(path).expect("schema file");
-        let json: Value = serde_json::from_str(&text).expect("schema is JSON");
-        jsonschema::validator_for(&json).expect("schema compiles")
-    })
+    S.get_or_init(|| compile("reading.schema.json"))
+}
+
+/// The shipped alert schema, compiled once.
+pub fn alert_schema() -> &'static jsonschema::Validator {
+    static S: OnceLock<jsonschema::Validator> = OnceLock::new();
+    S.get_or_init(|| compile("alert.schema.json"))
 }
 
 /// Panics with every violation if `v` does not match the reading schema.
 pub fn assert_schema_valid(v: &Value) {
     let errors: Vec<String> = schema().iter_errors(v).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "schema violations {errors:?} in {v}");
+}
+
+/// Panics with every violation if `v` does not match the alert schema.
+pub fn assert_alert_schema_valid(v: &Value) {
+    let errors: Vec<String> = alert_schema()
+        .iter_errors(v)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "alert schema violations {errors:?} in {v}"
+    );
 }
 
 /// One consumed record.
@@ -153,4 +170,39 @@ pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
     h = h.wrapping_mul(M);
     h ^= h >> 15;
     ((h & 0x7fff_ffff) % partitions as u32) as i32
+}
+
+/// A status change seen in the readings: (device_id, seq, sensor, from, to).
+pub type Transition = (String, u64, String, String, String);
+
+/// Every sensor status change in `readings`, sorted, counting from `normal` before each
+/// device's first reading (as the alert schema documents).
+pub fn status_transitions<'a>(readings: impl Iterator<Item = &'a Value>) -> Vec<Transition> {
+    let mut by_device: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for r in readings {
+        let id = r["device_id"].as_str().expect("device_id").to_owned();
+        by_device.entry(id).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for (id, mut rs) in by_device {
+        rs.sort_by_key(|r| r["seq"].as_u64());
+        for sensor in ["temperature", "humidity", "pressure", "current"] {
+            let mut last = "normal".to_owned();
+            for r in &rs {
+                let status = r["sensors"][sensor]["status"].as_str().unwrap().to_owned();
+                if status != last {
+                    out.push((
+                        id.clone(),
+                        r["seq"].as_u64().unwrap(),
+                        sensor.to_owned(),
+                        last,
+                        status.clone(),
+                    ));
+                }
+                last = status;
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -1,12 +1,12 @@
 //! Property tests: every encoded reading parses and round-trips, whatever the configured
 //! strings contain.
 
-use iotblast::device::{Fleet, FleetSpec};
+use iotblast::device::{Fleet, FleetSpec, Sensor};
 use iotblast::encoder::Encoder;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::common::assert_schema_valid;
+use crate::common::{assert_alert_schema_valid, assert_schema_valid};
 
 /// Strings with the characters JSON must escape, plus multi-byte text.
 fn label() -> impl Strategy<Value = String> {
@@ -42,13 +42,21 @@ proptest! {
         seq in 0u64..u64::MAX / 2,
         ts in 0i64..4_102_444_800_000,
         temperature_sd in 0.0f64..500.0,
+        anomaly_rate in 0.0f64..=1.0,
+        steps in 1u64..40,
     ) {
-        let mut spec = FleetSpec { buildings, models, firmwares, ..FleetSpec::default() };
+        let mut spec = FleetSpec { buildings, models, firmwares, anomaly_rate, ..FleetSpec::default() };
         spec.temperature.sd = temperature_sd;
         let fleet = Fleet::new(spec.clone(), seed, device_count);
         let device = ((device_count - 1) as f64 * device_frac) as u64;
         let encoder = Encoder::new(fleet.clone());
-        let r = fleet.reading(device, seq, ts);
+        // A few consecutive readings, so anomalies that last (dropout, stuck) show up.
+        let mut st = fleet.init_state(device);
+        let mut r = fleet.step(&mut st, device, seq, &fleet.derived.clock.trend(seq), ts);
+        for s in seq + 1..seq + steps {
+            r = fleet.step(&mut st, device, s, &fleet.derived.clock.trend(s), ts);
+        }
+        let seq = r.seq;
         let mut out = Vec::new();
         encoder.encode(&r, &mut out);
         prop_assert!(out.len() <= encoder.max_len());
@@ -68,15 +76,34 @@ proptest! {
         prop_assert_eq!(v["timestamp"].as_i64(), Some(ts));
         prop_assert_eq!(v["location"]["floor"].as_u64(), Some(loc.floor as u64));
         let s = &v["sensors"];
-        prop_assert_eq!(s["temperature"]["value"].as_f64(), Some(r.temperature));
-        prop_assert_eq!(s["humidity"]["value"].as_f64(), Some(r.humidity));
-        prop_assert_eq!(s["pressure"]["value"].as_f64(), Some(r.pressure));
-        prop_assert_eq!(s["current"]["value"].as_f64(), Some(r.current));
+        for sensor in Sensor::ALL {
+            let x = r.value(sensor);
+            let json = &s[sensor.name()];
+            if x.is_nan() {
+                prop_assert!(json["value"].is_null());
+            } else {
+                prop_assert_eq!(json["value"].as_f64(), Some(x));
+            }
+            prop_assert_eq!(json["status"].as_str(), Some(r.status[sensor as usize].as_str()));
+            // Every alert this reading could raise fits its bound and its schema.
+            let mut alert = Vec::new();
+            encoder.encode_alert(&r, sensor, &mut alert);
+            prop_assert!(alert.len() <= encoder.max_alert_len());
+            let a: Value = serde_json::from_slice(&alert).expect("valid alert JSON");
+            assert_alert_schema_valid(&a);
+            prop_assert_eq!(&a["device_id"], &v["device_id"]);
+            prop_assert_eq!(&a["value"], &json["value"]);
+            prop_assert_eq!(&a["level"], &json["status"]);
+        }
         prop_assert_eq!(s["switch_status"]["value"].as_bool(), Some(r.switch_on));
-        prop_assert_eq!(
-            s["temperature"]["status"].as_str(),
-            Some(spec.temperature.status(r.temperature).as_str())
-        );
+        match r.anomaly {
+            Some(a) => {
+                prop_assert_eq!(v["anomaly"]["kind"].as_str(), Some(a.kind.as_str()));
+                prop_assert_eq!(v["anomaly"]["target"].as_str(), Some(a.target()));
+                prop_assert_eq!(v["anomaly"]["since_seq"].as_u64(), Some(a.since));
+            }
+            None => prop_assert!(v.get("anomaly").is_none()),
+        }
         prop_assert_eq!(v["device_info"]["battery"].as_u64(), Some(r.battery as u64));
         prop_assert_eq!(v["device_info"]["signal_strength"].as_i64(), Some(r.signal_dbm as i64));
         let mut key = Vec::new();

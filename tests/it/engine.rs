@@ -8,12 +8,16 @@ use iotblast::topology::Quota;
 use iotblast::{Config, KafkaConfig, Shutdown, SinkConfig};
 use rdkafka::mocking::MockCluster;
 
-use crate::common::{assert_schema_valid, consume, java_partition, seqs_per_device};
+use crate::common::{
+    assert_alert_schema_valid, assert_schema_valid, consume, java_partition, seqs_per_device,
+    status_transitions, Transition,
+};
 
 fn kafka_config(bootstrap: String, topic: &str) -> Config {
     let mut c = Config::new(SinkConfig::Kafka(KafkaConfig {
         brokers: Some(bootstrap),
         topic: topic.into(),
+        alerts_topic: None,
         create_topic: false,
         ..KafkaConfig::default()
     }));
@@ -26,7 +30,11 @@ fn kafka_config(bootstrap: String, topic: &str) -> Config {
 fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic("it-readings", 6, 1).unwrap();
+    mock.create_topic("it-alerts", 3, 1).unwrap();
     let mut config = kafka_config(mock.bootstrap_servers(), "it-readings");
+    if let SinkConfig::Kafka(k) = &mut config.sink {
+        k.alerts_topic = Some("it-alerts".into());
+    }
     config.devices = 300;
     config.cores = 2;
     config.batch_size = 100;
@@ -73,6 +81,40 @@ fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
             .collect::<std::collections::HashSet<_>>()
             .len()
             > 1
+    );
+
+    // Alerts: one per status transition in the readings, each one validating against
+    // the alert schema, keyed by device and matching the reading that raised it.
+    let transitions = status_transitions(records.iter().map(|r| &r.value));
+    assert!(transitions.len() > 100, "{} transitions", transitions.len());
+    assert_eq!(summary.alerts_sent, transitions.len() as u64);
+    assert_eq!(summary.alerts_delivered, summary.alerts_sent);
+    assert_eq!(summary.alerts_failed, 0);
+    let alerts = consume(
+        &mock.bootstrap_servers(),
+        "it-alerts",
+        transitions.len(),
+        Duration::from_secs(60),
+    );
+    let mut seen: Vec<Transition> = alerts
+        .iter()
+        .map(|a| {
+            assert_alert_schema_valid(&a.value);
+            let v = &a.value;
+            assert_eq!(a.key.as_deref(), v["device_id"].as_str());
+            (
+                v["device_id"].as_str().unwrap().to_owned(),
+                v["seq"].as_u64().unwrap(),
+                v["sensor"].as_str().unwrap().to_owned(),
+                v["previous"].as_str().unwrap().to_owned(),
+                v["level"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen, transitions,
+        "alerts are exactly the status transitions"
     );
 }
 

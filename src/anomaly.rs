@@ -1,0 +1,209 @@
+//! Injected faults: which kinds exist, how often each is picked, and what each does to
+//! a reading while it lasts.
+//!
+//! Every reading starts a new anomaly with probability `anomaly_rate` (a fresh one
+//! replaces one still running), so the number of onsets is exactly binomial. The kind
+//! is drawn by weight; spike, drift, stuck and dropout hit one analog sensor, chatter
+//! hits the switch, and a battery-drain step hits the battery.
+
+use crate::error::ConfigError;
+
+/// The kinds of anomaly, in the order of their weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// One reading multiplied by 2–5 (by the mean, if the reading is ≤ 0).
+    Spike,
+    /// An offset that ramps up to 3–6 σ over 20–200 readings, then is recalibrated away.
+    Drift,
+    /// The value at onset repeats for 10–100 readings.
+    Stuck,
+    /// The value is `null` and the status `offline` for 1–20 readings.
+    Dropout,
+    /// The switch toggles on every reading for 5–30 readings.
+    Chatter,
+    /// The battery loses 5–20 % at once.
+    BatteryDrain,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Spike,
+        Kind::Drift,
+        Kind::Stuck,
+        Kind::Dropout,
+        Kind::Chatter,
+        Kind::BatteryDrain,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Spike => "spike",
+            Kind::Drift => "drift",
+            Kind::Stuck => "stuck",
+            Kind::Dropout => "dropout",
+            Kind::Chatter => "chatter",
+            Kind::BatteryDrain => "battery_drain",
+        }
+    }
+
+    /// Inclusive range of the number of readings the anomaly lasts.
+    pub fn duration(self) -> (u16, u16) {
+        match self {
+            Kind::Spike | Kind::BatteryDrain => (1, 1),
+            Kind::Drift => (20, 200),
+            Kind::Stuck => (10, 100),
+            Kind::Dropout => (1, 20),
+            Kind::Chatter => (5, 30),
+        }
+    }
+
+    /// Whether it affects one of the four analog sensors.
+    pub fn hits_analog(self) -> bool {
+        matches!(
+            self,
+            Kind::Spike | Kind::Drift | Kind::Stuck | Kind::Dropout
+        )
+    }
+}
+
+/// Relative weights of the kinds; they need not sum to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights(pub [f64; 6]);
+
+impl Default for Weights {
+    /// Spikes are the commonest fault in the design; slow faults (drift, stuck) next.
+    fn default() -> Self {
+        Weights([0.35, 0.15, 0.15, 0.15, 0.1, 0.1])
+    }
+}
+
+impl Weights {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        for (k, w) in Kind::ALL.iter().zip(self.0) {
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(ConfigError::new(
+                    format!("{key}.{}", k.as_str()),
+                    format!("must be a finite number >= 0, got {w}"),
+                ));
+            }
+        }
+        if self.0.iter().sum::<f64>() <= 0.0 {
+            return Err(ConfigError::new(key, "at least one weight must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// Cumulative probabilities, for picking a kind with one uniform draw.
+    pub fn cumulative(&self) -> [f64; 6] {
+        let total: f64 = self.0.iter().sum();
+        let mut acc = 0.0;
+        self.0.map(|w| {
+            acc += w / total;
+            acc
+        })
+    }
+}
+
+/// Picks the kind for a uniform draw `u` in [0, 1) from cumulative probabilities.
+#[inline]
+pub fn pick(cumulative: &[f64; 6], u: f64) -> Kind {
+    for (k, &c) in Kind::ALL.iter().zip(cumulative) {
+        if u < c {
+            return *k;
+        }
+    }
+    // Rounding can leave the last cumulative value a hair below 1.
+    *Kind::ALL
+        .iter()
+        .zip(cumulative)
+        .rev()
+        .find(|(_, &c)| c > 0.0)
+        .map(|(k, _)| k)
+        .unwrap_or(&Kind::Spike)
+}
+
+/// An anomaly in progress on one device. `Copy` and small: it lives in the device state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Active {
+    pub kind: Kind,
+    /// Index of the analog sensor hit (see `device::Sensor`); unused for chatter and battery.
+    pub sensor: u8,
+    /// Readings it lasts in total.
+    pub length: u16,
+    /// Seq of its first reading.
+    pub since: u64,
+    /// Spike: the factor. Drift: the final offset in σ. Stuck: the repeated value.
+    pub param: f32,
+}
+
+impl Active {
+    /// Whether it still applies at `seq`.
+    #[inline]
+    pub fn covers(&self, seq: u64) -> bool {
+        seq.wrapping_sub(self.since) < self.length as u64
+    }
+
+    /// The analog value at `seq` given the undisturbed value `v`: `None` is a dropout.
+    /// `mean` and `sd` are the sensor's.
+    #[inline]
+    pub fn apply(&self, seq: u64, v: f64, mean: f64, sd: f64) -> Option<f64> {
+        match self.kind {
+            Kind::Spike => Some(if v > 0.0 { v } else { mean } * self.param as f64),
+            Kind::Drift => {
+                let progress = (seq - self.since + 1) as f64 / self.length as f64;
+                Some(v + self.param as f64 * sd * progress)
+            }
+            Kind::Stuck => Some(self.param as f64),
+            Kind::Dropout => None,
+            Kind::Chatter | Kind::BatteryDrain => Some(v),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_picked_by_weight() {
+        let c = Weights([1.0, 0.0, 0.0, 0.0, 0.0, 3.0]).cumulative();
+        assert_eq!(pick(&c, 0.0), Kind::Spike);
+        assert_eq!(pick(&c, 0.24), Kind::Spike);
+        assert_eq!(pick(&c, 0.26), Kind::BatteryDrain);
+        assert_eq!(pick(&c, 0.999_999_999), Kind::BatteryDrain);
+        let only_drift = Weights([0.0, 2.0, 0.0, 0.0, 0.0, 0.0]).cumulative();
+        assert_eq!(pick(&only_drift, 0.7), Kind::Drift);
+    }
+
+    #[test]
+    fn weights_must_be_non_negative_and_not_all_zero() {
+        let err = Weights([0.0; 6]).validate("w").unwrap_err().to_string();
+        assert!(err.contains("at least one weight"), "{err}");
+        let err = Weights([1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+            .validate("w")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("w.drift"), "{err}");
+    }
+
+    #[test]
+    fn effects_follow_their_kind() {
+        let a = |kind, param| Active {
+            kind,
+            sensor: 0,
+            length: 10,
+            since: 100,
+            param,
+        };
+        assert_eq!(a(Kind::Spike, 3.0).apply(100, 20.0, 25.0, 5.0), Some(60.0));
+        assert_eq!(a(Kind::Spike, 2.0).apply(100, -4.0, 25.0, 5.0), Some(50.0));
+        assert_eq!(a(Kind::Drift, 4.0).apply(109, 25.0, 25.0, 5.0), Some(45.0));
+        assert_eq!(a(Kind::Drift, 4.0).apply(104, 25.0, 25.0, 5.0), Some(35.0));
+        assert_eq!(a(Kind::Stuck, 21.5).apply(105, 30.0, 25.0, 5.0), Some(21.5));
+        assert_eq!(a(Kind::Dropout, 0.0).apply(105, 30.0, 25.0, 5.0), None);
+        assert!(a(Kind::Stuck, 0.0).covers(109));
+        assert!(!a(Kind::Stuck, 0.0).covers(110));
+        assert!(!a(Kind::Stuck, 0.0).covers(99));
+    }
+}
