@@ -287,4 +287,37 @@ mod tests {
             .contains("line 2"));
         assert_eq!(l.version(), 1);
     }
+
+    #[test]
+    fn the_signal_model_changes_live_but_its_layout_and_clock_start_do_not() {
+        let current = Settings::default();
+        let l = live();
+        let ok_log = |_: &str| Ok(());
+        let mut next = current.clone();
+        let sim = &mut next.device.simulator;
+        sim.anomaly_rate = 0.2;
+        sim.trend_strength = 2.5;
+        sim.sample_interval = crate::settings::Dur(Duration::from_secs(60));
+        sim.anomaly_weights.stuck = 3.0;
+        next.device.thresholds.temperature.sd = 7.0;
+        reload(&rebuild_to(next), &current, &l, &ok_log).unwrap();
+        let (published, _) = l.get();
+        let f = &published.fleet;
+        assert_eq!((f.anomaly_rate, f.trend_strength), (0.2, 2.5));
+        assert_eq!(f.sample_interval, Duration::from_secs(60));
+        assert_eq!(f.anomaly_weights.0[2], 3.0);
+        assert_eq!(f.temperature.sd, 7.0);
+
+        for change in [
+            |s: &mut Settings| s.device.simulator.start_time = "2030-01-01T00:00:00Z".into(),
+            |s: &mut Settings| s.device.simulator.rooms_per_floor = 3,
+            |s: &mut Settings| s.kafka.topics.alerts = "other".into(),
+        ] {
+            let mut next = current.clone();
+            change(&mut next);
+            let err = reload(&rebuild_to(next), &current, &l, &ok_log).unwrap_err();
+            assert!(err.contains("restart"), "{err}");
+        }
+        assert_eq!(l.version(), 1);
+    }
 }

@@ -122,7 +122,12 @@ fn the_same_seed_gives_the_same_readings_whatever_the_cores() {
         without_timestamps(stdout_readings(&two)),
     );
     assert_eq!(a.len(), 50_000);
-    assert!(a == b, "readings differ between --cores 1 and --cores 2");
+    assert_eq!(
+        digest(&a),
+        digest(&b),
+        "readings differ between --cores 1 and --cores 2"
+    );
+    assert!(a == b);
     let other_seed = run(&[
         "--sink",
         "stdout",
@@ -134,6 +139,136 @@ fn the_same_seed_gives_the_same_readings_whatever_the_cores() {
         "4",
     ]);
     assert!(without_timestamps(stdout_readings(&other_seed)) != a);
+}
+
+/// A hash of the (sorted, timestamp-free) readings, to compare runs at a glance.
+fn digest(readings: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    readings.hash(&mut h);
+    h.finish()
+}
+
+#[test]
+fn instances_split_the_fleet_into_disjoint_slices_that_add_up_to_one_process() {
+    let args = [
+        "--sink",
+        "stdout",
+        "--devices",
+        "500",
+        "--messages",
+        "50000",
+        "--seed",
+        "3",
+    ];
+    let whole = without_timestamps(stdout_readings(&run(&args)));
+    let mut union = Vec::new();
+    let mut ranges = Vec::new();
+    for i in ["0", "1", "2"] {
+        let out = run(&[&args[..], &["--instance-index", i, "--instance-count", "3"]].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let readings = stdout_readings(&out);
+        let devices: Vec<u64> = seqs_per_device(&readings)
+            .keys()
+            .map(|id| id["device_".len()..].parse().unwrap())
+            .collect();
+        let (lo, hi) = (devices[0], *devices.last().unwrap());
+        assert_eq!(
+            devices.len() as u64,
+            hi - lo + 1,
+            "instance {i}: contiguous devices"
+        );
+        ranges.push((lo, hi));
+        union.extend(without_timestamps(readings));
+    }
+    assert_eq!(ranges, vec![(0, 166), (167, 333), (334, 499)]);
+    union.sort_unstable();
+    assert_eq!(digest(&union), digest(&whole));
+    assert!(union == whole, "three instances differ from one process");
+    let bad = run(&[
+        "--sink",
+        "stdout",
+        "--instance-index",
+        "3",
+        "--instance-count",
+        "3",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--instance-index"));
+}
+
+#[test]
+fn pacing_does_not_change_the_readings() {
+    let args = [
+        "--sink",
+        "stdout",
+        "--devices",
+        "100",
+        "--messages",
+        "3000",
+        "--seed",
+        "9",
+    ];
+    let fast = without_timestamps(stdout_readings(&run(&args)));
+    let paced = without_timestamps(stdout_readings(&run(
+        &[&args[..], &["--rate", "6000"]].concat()
+    )));
+    assert_eq!(fast.len(), 3000);
+    assert!(fast == paced, "--rate changed the readings");
+}
+
+/// The acceptance run: with trends and anomalies off, every sensor has the
+/// design table's mean and sd (within 0.05 sd and 10 %).
+#[test]
+fn quiet_readings_follow_the_design_table() {
+    let out = run(&[
+        "--sink",
+        "stdout",
+        "--devices",
+        "2000",
+        "--messages",
+        "200000",
+        "--seed",
+        "1",
+        "--anomaly-rate",
+        "0",
+        "--trend-strength",
+        "0",
+    ]);
+    assert!(out.status.success());
+    let readings = stdout_readings(&out);
+    assert_eq!(readings.len(), 200_000);
+    let stats = |f: &dyn Fn(&Value) -> f64| {
+        let xs: Vec<f64> = readings.iter().map(f).collect();
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        (mean, sd)
+    };
+    for (sensor, mu, sigma, check_sd) in [
+        ("temperature", 25.0, 5.0, true),
+        ("humidity", 60.0, 10.0, true),
+        ("current", 2.5, 0.5, true),
+        // The 950..1050 range clamps pressure's upper tail; its mean still holds.
+        ("pressure", 1013.0, 20.0, false),
+    ] {
+        let (m, sd) = stats(&|r| r["sensors"][sensor]["value"].as_f64().unwrap());
+        assert!((m - mu).abs() < 0.05 * sigma, "{sensor} mean {m}");
+        if check_sd {
+            assert!((sd / sigma - 1.0).abs() < 0.1, "{sensor} sd {sd}");
+        }
+    }
+    let (on, _) = stats(&|r| {
+        f64::from(u8::from(
+            r["sensors"]["switch_status"]["value"].as_bool().unwrap(),
+        ))
+    });
+    assert!((on - 0.8).abs() < 0.05 * 0.4, "switch mean {on}");
+    assert!(readings.iter().all(|r| r.get("anomaly").is_none()));
 }
 
 #[test]

@@ -140,6 +140,42 @@ fn bad_files_are_rejected_with_the_offending_key_and_value() {
             "device:\n  simulator:\n    buildings: []\n",
             "device.simulator.buildings: must list at least one value",
         ),
+        (
+            "device:\n  simulator:\n    anomaly_rate: 1.5\n",
+            "device.simulator.anomaly_rate: must be in [0, 1], got 1.5",
+        ),
+        (
+            "device:\n  simulator:\n    data_variation: 0\n",
+            "device.simulator.data_variation: must be in (0, 1], got 0",
+        ),
+        (
+            "device:\n  simulator:\n    sample_interval: 0s\n",
+            "device.simulator.sample_interval: must be above 0",
+        ),
+        (
+            "device:\n  simulator:\n    start_time: yesterday\n",
+            "device.simulator.start_time: must be an RFC 3339 time",
+        ),
+        (
+            "device:\n  simulator:\n    anomaly_weights: { spike: 0, drift: 0, stuck: 0, dropout: 0, chatter: 0, battery_drain: 0 }\n",
+            "device.simulator.anomaly_weights: at least one weight must be above 0",
+        ),
+        (
+            "device:\n  simulator:\n    anomaly_weights: { spike: -1 }\n",
+            "device.simulator.anomaly_weights.spike: must be a finite number >= 0, got -1",
+        ),
+        (
+            "device:\n  thresholds:\n    pressure: { sd: -2 }\n",
+            "device.thresholds.pressure.sd: must be >= 0, got -2",
+        ),
+        (
+            "kafka:\n  topics: { device_data: same, alerts: same }\n",
+            "kafka.topics.alerts: must differ from kafka.topics.device_data",
+        ),
+        (
+            "run:\n  instance_count: 2\n  instance_index: 2\n",
+            "run.instance_index: must be below run.instance_count (2), got 2",
+        ),
         ("- just\n- a list\n", "must be a YAML mapping"),
     ];
     assert!(cases.len() >= 15);
