@@ -294,6 +294,10 @@ fn embedded_mock_run_delivers_everything_it_sends() {
     assert!(sent > 0);
     assert_eq!(s["messages_delivered"].as_u64(), Some(sent));
     assert_eq!(s["messages_failed"].as_u64(), Some(0));
+    // The embedded mock has an alerts topic too, and every alert reaches it.
+    let alerts = s["alerts_sent"].as_u64().unwrap();
+    assert!(alerts > sent / 100, "{alerts} alerts for {sent} readings");
+    assert_eq!(s["alerts_delivered"].as_u64(), Some(alerts));
     for key in [
         "bytes",
         "elapsed_s",

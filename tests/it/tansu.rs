@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use iotblast::topology::Quota;
 
-use crate::common::{assert_schema_valid, consume, java_partition, seqs_per_device};
+use crate::common::{
+    assert_alert_schema_valid, assert_schema_valid, consume, java_partition, seqs_per_device,
+    status_transitions,
+};
 
 /// A Tansu broker on a free loopback port, killed on drop.
 pub struct Tansu {
@@ -80,6 +83,8 @@ fn creates_the_topic_and_delivers_every_reading_to_a_real_broker() {
             &broker.bootstrap,
             "-t",
             "e2e-readings",
+            "--alerts-topic",
+            "e2e-alerts",
             "--partitions",
             "3",
         ])
@@ -98,10 +103,12 @@ fn creates_the_topic_and_delivers_every_reading_to_a_real_broker() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("created topic 'e2e-readings' with 3 partitions"),
-        "{stderr}"
-    );
+    for topic in ["e2e-readings", "e2e-alerts"] {
+        assert!(
+            stderr.contains(&format!("created topic '{topic}' with 3 partitions")),
+            "{stderr}"
+        );
+    }
     let summary: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(summary["messages_delivered"].as_u64(), Some(n), "{summary}");
@@ -125,5 +132,24 @@ fn creates_the_topic_and_delivers_every_reading_to_a_real_broker() {
     assert_eq!(counts.len(), 500);
     for (id, c) in counts {
         assert_eq!(c, quota.of(id["device_".len()..].parse().unwrap()), "{id}");
+    }
+
+    // The alerts topic holds exactly one alert per status transition in the readings.
+    let transitions = status_transitions(records.iter().map(|r| &r.value));
+    assert_eq!(
+        summary["alerts_delivered"].as_u64(),
+        Some(transitions.len() as u64),
+        "{summary}"
+    );
+    let alerts = consume(
+        &broker.bootstrap,
+        "e2e-alerts",
+        transitions.len(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(alerts.len(), transitions.len());
+    for a in &alerts {
+        assert_alert_schema_valid(&a.value);
+        assert_eq!(a.key.as_deref(), a.value["device_id"].as_str());
     }
 }
