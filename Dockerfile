@@ -30,5 +30,8 @@ COPY --from=build /src/target/release/iotblast /usr/local/bin/iotblast
 COPY docs/schema /usr/share/iotblast/schema
 COPY configs /etc/iotblast
 USER 10001
+# /metrics (metrics.address) and /healthz, /readyz (http.address), when configured,
+# e.g. by /etc/iotblast/production.yaml.
+EXPOSE 9090 8080
 ENTRYPOINT ["/usr/local/bin/iotblast"]
 CMD ["--devices", "10000", "--duration", "10s"]

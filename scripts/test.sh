@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (if missing: build packages, Tansu) and runs every test:
+# Installs what the tests need (if missing: build packages, promtool, Tansu) and runs every test:
 # unit, integration (including end to end against Tansu), and each benchmark once in
 # test mode so they cannot rot.
 # This is the README's test command; .ci/run calls it after fmt and clippy.
@@ -12,6 +12,8 @@ need=()
 for pkg in build-essential pkg-config perl libssl-dev zlib1g-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# promtool (Debian's prometheus package) checks the /metrics output in the tests.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

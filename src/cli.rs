@@ -188,6 +188,15 @@ pub struct Args {
     #[arg(long, value_name = "K")]
     pub instance_count: Option<u64>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9090; port 0 picks
+    /// one and logs it); metrics.address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_address: Option<String>,
+
+    /// Serve /healthz and /readyz at ADDR (e.g. 0.0.0.0:8080); http.address.
+    #[arg(long, value_name = "ADDR")]
+    pub http_address: Option<String>,
+
     /// Print the final summary as one JSON object on the last line of stdout
     /// (on stderr with --sink stdout, whose stdout carries only readings).
     #[arg(long)]
@@ -368,6 +377,14 @@ impl Args {
         if let Some(k) = self.instance_count {
             s.run.instance_count = k;
             mark("run.instance_count", "--instance-count");
+        }
+        if let Some(a) = &self.metrics_address {
+            s.metrics.address = Some(a.clone());
+            mark("metrics.address", "--metrics-address");
+        }
+        if let Some(a) = &self.http_address {
+            s.http.address = Some(a.clone());
+            mark("http.address", "--http-address");
         }
         if let Some(seed) = self.seed {
             s.run.seed = Some(seed);

@@ -3,6 +3,7 @@
 //! Flags are parsed in `cli`; this module holds what the engine runs on. Nothing
 //! changes a `Config` after the threads start.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::device::FleetSpec;
@@ -49,6 +50,10 @@ pub struct Config {
     pub instance_index: u64,
     /// Processes sharing the fleet; each produces a contiguous slice of the devices.
     pub instance_count: u64,
+    /// Where to serve Prometheus `/metrics`, if anywhere.
+    pub metrics_address: Option<SocketAddr>,
+    /// Where to serve `/healthz` and `/readyz`, if anywhere.
+    pub http_address: Option<SocketAddr>,
 }
 
 impl Config {
@@ -72,6 +77,8 @@ impl Config {
             fleet: FleetSpec::default(),
             instance_index: 0,
             instance_count: 1,
+            metrics_address: None,
+            http_address: None,
         }
     }
 

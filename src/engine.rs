@@ -15,7 +15,9 @@ use crate::device::Fleet;
 use crate::encoder::Encoder;
 use crate::error::Error;
 use crate::handoff;
+use crate::http;
 use crate::live::{Live, LiveSettings};
+use crate::metrics::{Metrics, Sources};
 use crate::report::{self, Latency, Summary};
 use crate::shutdown::Shutdown;
 use crate::sink::{kafka, stdout::StdoutSink, NullSink, Sink};
@@ -124,6 +126,35 @@ pub fn run_live(
             worker.run();
         })?);
     }
+    let mut endpoints = if config.metrics_address.is_some() || config.http_address.is_some() {
+        let metrics = Metrics::new(
+            Sources {
+                workers: worker_stats.clone(),
+                deliveries: Arc::clone(&deliveries),
+                live: Arc::clone(&live),
+            },
+            config.instance_devices().end - config.instance_devices().start,
+            plan.workers.len(),
+        );
+        match http::start(
+            config.metrics_address,
+            config.http_address,
+            Arc::new(metrics),
+            Arc::clone(&shutdown),
+        ) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                // Workers are running: stop them cleanly before reporting the error.
+                shutdown.request("could not start the HTTP endpoints");
+                for w in workers {
+                    let _ = w.join();
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let delivery = {
         let shutdown = Arc::clone(&shutdown);
         let flush_timeout = config.flush_timeout;
@@ -178,6 +209,9 @@ pub fn run_live(
         return Err(Error::Panicked(name));
     }
     let elapsed = started.elapsed();
+    if let Some(e) = endpoints.as_mut() {
+        e.stop();
+    }
 
     let g = Generated::sum(&worker_stats);
     let summary = deliveries.with(|d| {

@@ -59,6 +59,13 @@ pub enum Error {
     #[error("cannot watch configuration file {path}: {reason}")]
     Watch { path: String, reason: String },
 
+    #[error("{key}: cannot listen on {address}: {reason}")]
+    Listen {
+        key: &'static str,
+        address: std::net::SocketAddr,
+        reason: String,
+    },
+
     #[error("thread '{0}' panicked")]
     Panicked(String),
 }

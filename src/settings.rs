@@ -21,6 +21,24 @@ use crate::config::{self, Config, KafkaConfig, SinkConfig, MAX_DEVICES};
 use crate::device::{FleetSpec, SensorSpec};
 use crate::error::ConfigError;
 
+/// Parses an optional `IP:port` setting.
+fn socket_address(
+    key: &str,
+    value: &Option<String>,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    key,
+                    format!("must be IP:port such as 0.0.0.0:9090, got '{v}'"),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// Prefix of environment overrides: `IOTBLAST_` + the dotted path in upper snake case.
 pub const ENV_PREFIX: &str = "IOTBLAST_";
 
@@ -39,6 +57,28 @@ pub struct Settings {
     pub run: RunSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsSettings,
+    /// The health endpoints.
+    pub http: HttpSettings,
+}
+
+/// The Prometheus metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// IP:port to serve `/metrics` on (e.g. 0.0.0.0:9090); null serves nothing. Port 0
+    /// picks a free port and logs it.
+    pub address: Option<String>,
+}
+
+/// The health endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// IP:port to serve `/healthz` (alive) and `/readyz` (producing) on (e.g.
+    /// 0.0.0.0:8080); null serves nothing. May equal metrics.address.
+    pub address: Option<String>,
 }
 
 /// Kafka connection, topic and producer.
@@ -786,6 +826,8 @@ impl Settings {
         };
         c.report_interval = run.report_interval.0;
         c.flush_timeout = k.flush_timeout.0;
+        c.metrics_address = socket_address("metrics.address", &self.metrics.address)?;
+        c.http_address = socket_address("http.address", &self.http.address)?;
         c.validate()?;
         Ok(c)
     }

@@ -519,3 +519,146 @@ fn rate_paces_the_run_to_the_target() {
     assert!(elapsed >= 1.95, "finished too early: {elapsed} s");
     assert!(wall < Duration::from_secs(10), "took {wall:?}");
 }
+
+/// GET `path` from `addr` over plain HTTP/1.0; returns the status code and body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().expect("status code");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of an unlabelled metric in the Prometheus text format.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+}
+
+#[test]
+fn metrics_and_health_endpoints_serve_the_running_counts() {
+    let mut child = spawn(&[
+        "--devices",
+        "1000",
+        "--rate",
+        "5000",
+        "--duration",
+        "4s",
+        "--metrics-address",
+        "127.0.0.1:0",
+        "--http-address",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut metrics_at, mut health_at) = (None, None);
+    let mut line = String::new();
+    while metrics_at.is_none() || health_at.is_none() {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "iotblast exited early"
+        );
+        let addr = line.rsplit("http://").next().unwrap().trim().to_owned();
+        if line.contains("serving /metrics on") {
+            metrics_at = Some(addr);
+        } else if line.contains("serving /healthz and /readyz on") {
+            health_at = Some(addr);
+        }
+    }
+    let (metrics_at, health_at) = (metrics_at.unwrap(), health_at.unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, first) = http_get(&metrics_at, "/metrics");
+    assert_eq!(status, 200);
+    let sent = metric(&first, "iotblast_readings_sent_total");
+    assert!(sent > 1000.0, "{sent}");
+    assert_eq!(metric(&first, "iotblast_devices"), 1000.0);
+    assert_eq!(metric(&first, "iotblast_target_rate"), 5000.0);
+    assert!(first.contains("iotblast_ack_latency_seconds_bucket{le=\"+Inf\"}"));
+    // The real Prometheus tooling accepts the exposition.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test.sh installs it)");
+    {
+        use std::io::Write;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(first.as_bytes())
+            .unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(http_get(&health_at, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(http_get(&health_at, "/readyz").0, 200);
+    assert_eq!(
+        http_get(&health_at, "/metrics").0,
+        404,
+        "metrics live on their own address"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let later = metric(
+        &http_get(&metrics_at, "/metrics").1,
+        "iotblast_readings_sent_total",
+    );
+    assert!(later > sent, "counters advance: {sent} then {later}");
+
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{rest}");
+    let s = summary_from(&out.stdout);
+    assert!(s["messages_sent"].as_f64().unwrap() >= later);
+}
+
+#[test]
+fn a_bad_or_busy_metrics_address_is_a_clear_error() {
+    let bad = run(&[
+        "--sink",
+        "null",
+        "--messages",
+        "10",
+        "--metrics-address",
+        "localhost",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--metrics-address: must be IP:port"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let t = Instant::now();
+    let busy = run(&[
+        "--sink",
+        "null",
+        "--duration",
+        "30s",
+        "--http-address",
+        &addr,
+    ]);
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        err.contains(&format!("http.address: cannot listen on {addr}")),
+        "{err}"
+    );
+}

@@ -1,0 +1,253 @@
+//! Prometheus metrics: the run's counters, gauges and ack latency, in the text format.
+//!
+//! Nothing on the data path touches this module. A scrape reads the same per-thread
+//! counters the progress lines read (worker atomics, the delivery stats behind their
+//! mutex, the reload counters) and brings the registered metrics up to date before
+//! encoding them, so the hot loop pays nothing for metrics.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use hdrhistogram::Histogram as Hdr;
+use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
+use prometheus::{Counter, Encoder, Gauge, IntCounter, IntGauge, Registry, TextEncoder};
+
+use crate::live::Live;
+use crate::stats::{DeliveryStats, Generated, WorkerStats};
+
+/// Where a scrape reads from.
+pub struct Sources {
+    pub workers: Vec<Arc<WorkerStats>>,
+    pub deliveries: Arc<DeliveryStats>,
+    pub live: Arc<Live>,
+}
+
+/// The registered metrics, and the run's sources.
+pub struct Metrics {
+    registry: Registry,
+    sources: Sources,
+    counters: Counters,
+    target_rate: Gauge,
+    /// Serialises scrapes: counters advance by the difference since the last one.
+    scrape: Mutex<()>,
+}
+
+struct Counters {
+    readings_sent: IntCounter,
+    readings_delivered: IntCounter,
+    readings_failed: IntCounter,
+    alerts_sent: IntCounter,
+    alerts_delivered: IntCounter,
+    alerts_failed: IntCounter,
+    bytes_delivered: IntCounter,
+    blocked_seconds: Counter,
+    reloads: IntCounter,
+    reload_failures: IntCounter,
+}
+
+/// Upper bounds (seconds) of the exported ack-latency histogram's buckets.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// The run's ack latency (µs in an HDR histogram) as a Prometheus histogram, so that
+/// `histogram_quantile` works and instances aggregate.
+fn latency_family(h: &Hdr<u64>) -> MetricFamily {
+    let buckets = LATENCY_BUCKETS
+        .iter()
+        .map(|&le| {
+            let mut b = Bucket::default();
+            b.set_upper_bound(le);
+            b.set_cumulative_count(h.count_between(0, (le * 1e6) as u64));
+            b
+        })
+        .collect();
+    let mut hist = Histogram::default();
+    hist.set_bucket(buckets);
+    hist.set_sample_count(h.len());
+    hist.set_sample_sum(h.mean() * h.len() as f64 / 1e6);
+    let mut m = Metric::default();
+    m.set_histogram(hist);
+    let mut f = MetricFamily::default();
+    f.set_name("iotblast_ack_latency_seconds".into());
+    f.set_help(
+        "Ack latency of readings, from hand-off to librdkafka to the broker's acknowledgement."
+            .into(),
+    );
+    f.set_field_type(MetricType::HISTOGRAM);
+    f.set_metric(vec![m]);
+    f
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid static metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+impl Metrics {
+    /// Registers every metric; `devices` and `workers` are fixed for the run.
+    pub fn new(sources: Sources, devices: u64, workers: usize) -> Self {
+        let r = Registry::new_custom(Some("iotblast".into()), None).expect("valid prefix");
+        let counters = Counters {
+            readings_sent: counter(
+                &r,
+                "readings_sent_total",
+                "Readings generated and handed to the sink.",
+            ),
+            readings_delivered: counter(
+                &r,
+                "readings_delivered_total",
+                "Readings the sink confirmed (Kafka acks).",
+            ),
+            readings_failed: counter(
+                &r,
+                "readings_failed_total",
+                "Readings that failed, for any reason.",
+            ),
+            alerts_sent: counter(
+                &r,
+                "alerts_sent_total",
+                "Alerts (sensor status transitions) handed to the sink.",
+            ),
+            alerts_delivered: counter(&r, "alerts_delivered_total", "Alerts the sink confirmed."),
+            alerts_failed: counter(&r, "alerts_failed_total", "Alerts that failed."),
+            bytes_delivered: counter(
+                &r,
+                "bytes_delivered_total",
+                "Payload bytes of delivered readings.",
+            ),
+            blocked_seconds: {
+                let c = Counter::new(
+                    "worker_blocked_seconds_total",
+                    "Time workers waited for the delivery thread (backpressure), summed over workers.",
+                )
+                .expect("valid static metric");
+                r.register(Box::new(c.clone()))
+                    .expect("metric names are unique");
+                c
+            },
+            reloads: counter(&r, "config_reloads_total", "Configuration reloads applied."),
+            reload_failures: counter(
+                &r,
+                "config_reload_failures_total",
+                "Configuration reloads refused (invalid file, or a change that needs a restart).",
+            ),
+        };
+        let gauge = |name: &str, help: &str, v: i64| {
+            let g = IntGauge::new(name, help).expect("valid static metric");
+            g.set(v);
+            r.register(Box::new(g)).expect("metric names are unique");
+        };
+        gauge(
+            "devices",
+            "Simulated devices in this process.",
+            devices as i64,
+        );
+        gauge("workers", "Generator threads.", workers as i64);
+        let target_rate = Gauge::new("target_rate", "Target readings per second; 0 is unlimited.")
+            .expect("valid static metric");
+        r.register(Box::new(target_rate.clone()))
+            .expect("metric names are unique");
+        Self {
+            registry: r,
+            sources,
+            counters,
+            target_rate,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Brings every metric up to date and renders them in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let g = Generated::sum(&self.sources.workers);
+        let c = &self.counters;
+        let advance = |counter: &IntCounter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        advance(&c.readings_sent, g.messages);
+        advance(&c.alerts_sent, g.alerts);
+        let blocked = g.blocked_ns as f64 / 1e9;
+        c.blocked_seconds
+            .inc_by((blocked - c.blocked_seconds.get()).max(0.0));
+        let latency = self.sources.deliveries.with(|d| {
+            advance(&c.readings_delivered, d.delivered);
+            advance(&c.readings_failed, d.failed + g.lost);
+            advance(&c.alerts_delivered, d.alerts_delivered);
+            advance(&c.alerts_failed, d.alerts_failed);
+            advance(&c.bytes_delivered, d.bytes_delivered);
+            latency_family(&d.latency)
+        });
+        let live = &self.sources.live;
+        advance(&c.reloads, live.reloads.load(Relaxed));
+        advance(&c.reload_failures, live.reload_failures.load(Relaxed));
+        self.target_rate.set(live.get().0.rate.unwrap_or(0.0));
+
+        let mut families = self.registry.gather();
+        families.push(latency);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .expect("the text encoder writes to memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::FleetSpec;
+    use crate::live::LiveSettings;
+
+    #[test]
+    fn a_scrape_reports_the_counters_as_they_are() {
+        let worker = Arc::new(WorkerStats::default());
+        let deliveries = Arc::new(DeliveryStats::default());
+        let live = Arc::new(Live::new(LiveSettings {
+            rate: Some(500.0),
+            fleet: FleetSpec::default(),
+        }));
+        let m = Metrics::new(
+            Sources {
+                workers: vec![Arc::clone(&worker)],
+                deliveries: Arc::clone(&deliveries),
+                live: Arc::clone(&live),
+            },
+            1000,
+            1,
+        );
+        worker.add_batch(10, 5000);
+        worker.alerts.fetch_add(3, Relaxed);
+        deliveries.with(|d| {
+            for _ in 0..7 {
+                d.ok(500, Some(2000));
+            }
+            d.failed(1, "timed out");
+        });
+        let text = m.render();
+        for line in [
+            "iotblast_readings_sent_total 10",
+            "iotblast_readings_delivered_total 7",
+            "iotblast_readings_failed_total 1",
+            "iotblast_alerts_sent_total 3",
+            "iotblast_bytes_delivered_total 3500",
+            "iotblast_devices 1000",
+            "iotblast_target_rate 500",
+            "iotblast_ack_latency_seconds_bucket{le=\"0.001\"} 0",
+            "iotblast_ack_latency_seconds_bucket{le=\"0.0025\"} 7",
+            "iotblast_ack_latency_seconds_count 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        // Counters follow the sources on the next scrape.
+        worker.add_batch(5, 100);
+        assert!(m
+            .render()
+            .lines()
+            .any(|l| l == "iotblast_readings_sent_total 15"));
+    }
+}
