@@ -6,6 +6,9 @@
 //! is drawn by weight; spike, drift, stuck and dropout hit one analog sensor, chatter
 //! hits the switch, and a battery-drain step hits the battery.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::error::ConfigError;
 
 /// The kinds of anomaly, in the order of their weights.
@@ -67,20 +70,53 @@ impl Kind {
     }
 }
 
-/// Relative weights of the kinds; they need not sum to 1.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Weights(pub [f64; 6]);
+/// Relative weights of the anomaly kinds (need not sum to 1; 0 turns a kind off).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    /// One reading multiplied by 2 to 5.
+    pub spike: f64,
+    /// An offset ramping to 3 to 6 sd over 20 to 200 readings.
+    pub drift: f64,
+    /// The same value for 10 to 100 readings.
+    pub stuck: f64,
+    /// null values and status offline for 1 to 20 readings.
+    pub dropout: f64,
+    /// The switch toggling on every reading for 5 to 30 readings.
+    pub chatter: f64,
+    /// The battery losing 5 to 20 % at once.
+    pub battery_drain: f64,
+}
 
 impl Default for Weights {
     /// Spikes are the commonest fault in the design; slow faults (drift, stuck) next.
     fn default() -> Self {
-        Weights([0.35, 0.15, 0.15, 0.15, 0.1, 0.1])
+        Self {
+            spike: 0.35,
+            drift: 0.15,
+            stuck: 0.15,
+            dropout: 0.15,
+            chatter: 0.1,
+            battery_drain: 0.1,
+        }
     }
 }
 
 impl Weights {
+    /// The weights in the order of `Kind::ALL`.
+    pub fn as_array(&self) -> [f64; 6] {
+        [
+            self.spike,
+            self.drift,
+            self.stuck,
+            self.dropout,
+            self.chatter,
+            self.battery_drain,
+        ]
+    }
+
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        for (k, w) in Kind::ALL.iter().zip(self.0) {
+        for (k, w) in Kind::ALL.iter().zip(self.as_array()) {
             if !(w >= 0.0 && w.is_finite()) {
                 return Err(ConfigError::new(
                     format!("{key}.{}", k.as_str()),
@@ -88,7 +124,7 @@ impl Weights {
                 ));
             }
         }
-        if self.0.iter().sum::<f64>() <= 0.0 {
+        if self.as_array().iter().sum::<f64>() <= 0.0 {
             return Err(ConfigError::new(key, "at least one weight must be above 0"));
         }
         Ok(())
@@ -96,9 +132,10 @@ impl Weights {
 
     /// Cumulative probabilities, for picking a kind with one uniform draw.
     pub fn cumulative(&self) -> [f64; 6] {
-        let total: f64 = self.0.iter().sum();
+        let weights = self.as_array();
+        let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
-        self.0.map(|w| {
+        weights.map(|w| {
             acc += w / total;
             acc
         })
@@ -165,22 +202,33 @@ impl Active {
 mod tests {
     use super::*;
 
+    fn weights([spike, drift, stuck, dropout, chatter, battery_drain]: [f64; 6]) -> Weights {
+        Weights {
+            spike,
+            drift,
+            stuck,
+            dropout,
+            chatter,
+            battery_drain,
+        }
+    }
+
     #[test]
     fn kinds_are_picked_by_weight() {
-        let c = Weights([1.0, 0.0, 0.0, 0.0, 0.0, 3.0]).cumulative();
+        let c = weights([1.0, 0.0, 0.0, 0.0, 0.0, 3.0]).cumulative();
         assert_eq!(pick(&c, 0.0), Kind::Spike);
         assert_eq!(pick(&c, 0.24), Kind::Spike);
         assert_eq!(pick(&c, 0.26), Kind::BatteryDrain);
         assert_eq!(pick(&c, 0.999_999_999), Kind::BatteryDrain);
-        let only_drift = Weights([0.0, 2.0, 0.0, 0.0, 0.0, 0.0]).cumulative();
+        let only_drift = weights([0.0, 2.0, 0.0, 0.0, 0.0, 0.0]).cumulative();
         assert_eq!(pick(&only_drift, 0.7), Kind::Drift);
     }
 
     #[test]
     fn weights_must_be_non_negative_and_not_all_zero() {
-        let err = Weights([0.0; 6]).validate("w").unwrap_err().to_string();
+        let err = weights([0.0; 6]).validate("w").unwrap_err().to_string();
         assert!(err.contains("at least one weight"), "{err}");
-        let err = Weights([1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+        let err = weights([1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
             .validate("w")
             .unwrap_err()
             .to_string();

@@ -6,12 +6,17 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::anomaly::Weights;
 use crate::error::ConfigError;
 use crate::trend::SimClock;
 
-/// One analog sensor: its normal distribution, clamp range and status thresholds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One analog sensor: its normal distribution, clamp range and status thresholds. Also
+/// the settings' `device.thresholds.<sensor>` section, field for field.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SensorSpec {
     /// Mean of the normal distribution.
     pub mean: f64,

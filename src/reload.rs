@@ -305,7 +305,7 @@ mod tests {
         let f = &published.fleet;
         assert_eq!((f.anomaly_rate, f.trend_strength), (0.2, 2.5));
         assert_eq!(f.sample_interval, Duration::from_secs(60));
-        assert_eq!(f.anomaly_weights.0[2], 3.0);
+        assert_eq!(f.anomaly_weights.stuck, 3.0);
         assert_eq!(f.temperature.sd, 7.0);
 
         for change in [

@@ -261,7 +261,7 @@ pub struct SimulatorSettings {
     /// Probability that a reading starts an anomaly (0 to 1).
     pub anomaly_rate: f64,
     /// Relative weights of the anomaly kinds.
-    pub anomaly_weights: AnomalyWeights,
+    pub anomaly_weights: Weights,
     /// Turn the trends (day/night, season, weather, load) on or off.
     pub trend_enabled: bool,
     /// Scale of the trends; 1 gives each the amplitude in docs/data-model.md, 0 turns
@@ -285,87 +285,18 @@ pub struct SimulatorSettings {
     pub firmwares: Vec<String>,
 }
 
-/// Relative weights of the anomaly kinds (need not sum to 1; 0 turns a kind off).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnomalyWeights {
-    /// One reading multiplied by 2 to 5.
-    pub spike: f64,
-    /// An offset ramping to 3 to 6 sd over 20 to 200 readings.
-    pub drift: f64,
-    /// The same value for 10 to 100 readings.
-    pub stuck: f64,
-    /// null values and status offline for 1 to 20 readings.
-    pub dropout: f64,
-    /// The switch toggling on every reading for 5 to 30 readings.
-    pub chatter: f64,
-    /// The battery losing 5 to 20 % at once.
-    pub battery_drain: f64,
-}
-
-impl Default for AnomalyWeights {
-    fn default() -> Self {
-        Weights::default().into()
-    }
-}
-
-impl From<Weights> for AnomalyWeights {
-    fn from(w: Weights) -> Self {
-        let [spike, drift, stuck, dropout, chatter, battery_drain] = w.0;
-        Self {
-            spike,
-            drift,
-            stuck,
-            dropout,
-            chatter,
-            battery_drain,
-        }
-    }
-}
-
-impl From<AnomalyWeights> for Weights {
-    fn from(a: AnomalyWeights) -> Self {
-        Weights([
-            a.spike,
-            a.drift,
-            a.stuck,
-            a.dropout,
-            a.chatter,
-            a.battery_drain,
-        ])
-    }
-}
-
 /// Per-sensor distribution, clamp range and status thresholds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     /// °C.
-    pub temperature: Threshold,
+    pub temperature: SensorSpec,
     /// %.
-    pub humidity: Threshold,
+    pub humidity: SensorSpec,
     /// hPa.
-    pub pressure: Threshold,
+    pub pressure: SensorSpec,
     /// A.
-    pub current: Threshold,
-}
-
-/// One sensor's distribution, range and thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Threshold {
-    /// Mean of the sensor's normal distribution.
-    pub mean: f64,
-    /// Standard deviation of the sensor's normal distribution.
-    pub sd: f64,
-    /// Values below are clamped to this.
-    pub min: f64,
-    /// Values above are clamped to this.
-    pub max: f64,
-    /// At or above this the status is `warning`.
-    pub warning: f64,
-    /// At or above this the status is `error`.
-    pub error: f64,
+    pub current: SensorSpec,
 }
 
 /// How fast and how long to run.
@@ -493,7 +424,7 @@ impl Default for SimulatorSettings {
             .to_string(),
             data_variation: f.data_variation,
             anomaly_rate: f.anomaly_rate,
-            anomaly_weights: f.anomaly_weights.into(),
+            anomaly_weights: f.anomaly_weights,
             trend_enabled: f.trend_strength > 0.0,
             trend_strength: f.trend_strength,
             switch_on_probability: f.switch_on_probability,
@@ -508,27 +439,14 @@ impl Default for SimulatorSettings {
     }
 }
 
-impl From<&SensorSpec> for Threshold {
-    fn from(s: &SensorSpec) -> Self {
-        Self {
-            mean: s.mean,
-            sd: s.sd,
-            min: s.min,
-            max: s.max,
-            warning: s.warning,
-            error: s.error,
-        }
-    }
-}
-
 impl Default for Thresholds {
     fn default() -> Self {
         let f = FleetSpec::default();
         Self {
-            temperature: (&f.temperature).into(),
-            humidity: (&f.humidity).into(),
-            pressure: (&f.pressure).into(),
-            current: (&f.current).into(),
+            temperature: f.temperature,
+            humidity: f.humidity,
+            pressure: f.pressure,
+            current: f.current,
         }
     }
 }
@@ -848,19 +766,11 @@ impl Settings {
                 )
             })?;
         let t = &self.device.thresholds;
-        let sensor = |th: &Threshold| SensorSpec {
-            mean: th.mean,
-            sd: th.sd,
-            min: th.min,
-            max: th.max,
-            warning: th.warning,
-            error: th.error,
-        };
         Ok(FleetSpec {
-            temperature: sensor(&t.temperature),
-            humidity: sensor(&t.humidity),
-            pressure: sensor(&t.pressure),
-            current: sensor(&t.current),
+            temperature: t.temperature,
+            humidity: t.humidity,
+            pressure: t.pressure,
+            current: t.current,
             switch_on_probability: sim.switch_on_probability,
             buildings: sim.buildings.clone(),
             floors_per_building: sim.floors_per_building,
@@ -879,7 +789,7 @@ impl Settings {
             time_scale: sim.time_scale,
             start_s: start.as_secs() as i64,
             anomaly_rate: sim.anomaly_rate,
-            anomaly_weights: sim.anomaly_weights.into(),
+            anomaly_weights: sim.anomaly_weights,
         })
     }
 
