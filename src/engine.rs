@@ -57,15 +57,16 @@ pub fn run_live(
         .into_iter()
         .map(|c| c.id)
         .collect();
-    let plan = topology::plan(config.instance_devices(), config.cores, &core_ids);
+    // This process's slice of the fleet (all of it unless instances share the fleet).
+    let instance = config.instance_devices();
+    let plan = topology::plan(instance.clone(), config.cores, &core_ids);
     if config.instance_count > 1 {
-        let r = config.instance_devices();
         log::info!(
             "instance {} of {}: devices {}..{} of {}",
             config.instance_index,
             config.instance_count,
-            r.start,
-            r.end,
+            instance.start,
+            instance.end,
             config.devices
         );
     }
@@ -133,7 +134,7 @@ pub fn run_live(
                 deliveries: Arc::clone(&deliveries),
                 live: Arc::clone(&live),
             },
-            config.instance_devices().end - config.instance_devices().start,
+            instance.end - instance.start,
             plan.workers.len(),
         );
         match http::start(

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram as Hdr;
+use prometheus::core::Collector;
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 use prometheus::{Counter, Encoder, Gauge, IntCounter, IntGauge, Registry, TextEncoder};
 
@@ -80,78 +81,65 @@ fn latency_family(h: &Hdr<u64>) -> MetricFamily {
     f
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid static metric");
-    registry
-        .register(Box::new(c.clone()))
+/// Registers `metric`, built from static names that are known to be valid, and returns it.
+fn registered<M: Collector + Clone + 'static>(r: &Registry, metric: prometheus::Result<M>) -> M {
+    let m = metric.expect("valid static metric");
+    r.register(Box::new(m.clone()))
         .expect("metric names are unique");
-    c
+    m
 }
 
 impl Metrics {
     /// Registers every metric; `devices` and `workers` are fixed for the run.
     pub fn new(sources: Sources, devices: u64, workers: usize) -> Self {
         let r = Registry::new_custom(Some("iotblast".into()), None).expect("valid prefix");
+        let counter = |name: &str, help: &str| registered(&r, IntCounter::new(name, help));
         let counters = Counters {
             readings_sent: counter(
-                &r,
                 "readings_sent_total",
                 "Readings generated and handed to the sink.",
             ),
             readings_delivered: counter(
-                &r,
                 "readings_delivered_total",
                 "Readings the sink confirmed (Kafka acks).",
             ),
             readings_failed: counter(
-                &r,
                 "readings_failed_total",
                 "Readings that failed, for any reason.",
             ),
             alerts_sent: counter(
-                &r,
                 "alerts_sent_total",
                 "Alerts (sensor status transitions) handed to the sink.",
             ),
-            alerts_delivered: counter(&r, "alerts_delivered_total", "Alerts the sink confirmed."),
-            alerts_failed: counter(&r, "alerts_failed_total", "Alerts that failed."),
+            alerts_delivered: counter("alerts_delivered_total", "Alerts the sink confirmed."),
+            alerts_failed: counter("alerts_failed_total", "Alerts that failed."),
             bytes_delivered: counter(
-                &r,
                 "bytes_delivered_total",
                 "Payload bytes of delivered readings.",
             ),
-            blocked_seconds: {
-                let c = Counter::new(
-                    "worker_blocked_seconds_total",
-                    "Time workers waited for the delivery thread (backpressure), summed over workers.",
-                )
-                .expect("valid static metric");
-                r.register(Box::new(c.clone()))
-                    .expect("metric names are unique");
-                c
-            },
-            reloads: counter(&r, "config_reloads_total", "Configuration reloads applied."),
-            reload_failures: counter(
+            blocked_seconds: registered(
                 &r,
+                Counter::new(
+                    "worker_blocked_seconds_total",
+                    "Time workers waited for the delivery thread, summed over workers.",
+                ),
+            ),
+            reloads: counter("config_reloads_total", "Configuration reloads applied."),
+            reload_failures: counter(
                 "config_reload_failures_total",
-                "Configuration reloads refused (invalid file, or a change that needs a restart).",
+                "Configuration reloads refused: an invalid file, or a change needing a restart.",
             ),
         };
-        let gauge = |name: &str, help: &str, v: i64| {
-            let g = IntGauge::new(name, help).expect("valid static metric");
-            g.set(v);
-            r.register(Box::new(g)).expect("metric names are unique");
-        };
-        gauge(
-            "devices",
-            "Simulated devices in this process.",
-            devices as i64,
+        registered(
+            &r,
+            IntGauge::new("devices", "Simulated devices in this process."),
+        )
+        .set(devices as i64);
+        registered(&r, IntGauge::new("workers", "Generator threads.")).set(workers as i64);
+        let target_rate = registered(
+            &r,
+            Gauge::new("target_rate", "Target readings per second; 0 is unlimited."),
         );
-        gauge("workers", "Generator threads.", workers as i64);
-        let target_rate = Gauge::new("target_rate", "Target readings per second; 0 is unlimited.")
-            .expect("valid static metric");
-        r.register(Box::new(target_rate.clone()))
-            .expect("metric names are unique");
         Self {
             registry: r,
             sources,

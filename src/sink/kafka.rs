@@ -313,7 +313,7 @@ fn enqueue(
 impl Sink for KafkaSink {
     fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
         let sent_us = self.now_us();
-        let stats = Arc::clone(&self.stats);
+        let stats = &self.stats;
         self.batches.load(batch.readings(), opaque(sent_us, false));
         enqueue(
             &mut self.batches,
