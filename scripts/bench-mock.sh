@@ -12,7 +12,7 @@ ROUNDS=${1:-5}
 MESSAGES=2000000
 cargo build --release --quiet
 BIN=target/release/iotblast
-ANCHOR=$(../shared/tools/rdkafka_perf.sh)
+ANCHOR=$(scripts/rdkafka-perf.sh)   # librdkafka's rdkafka_performance, built once from rdkafka-sys's source
 
 field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().splitlines()[-1]); print($1)"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
