@@ -6,4 +6,5 @@ mod common;
 mod config;
 mod encoding;
 mod engine;
+mod golden;
 mod tansu;
