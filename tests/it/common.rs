@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: the JSON Schema, consuming a topic back,
-//! and the per-device checks every end-to-end test makes.
+//! the per-device checks every end-to-end test makes, and running the `iotblast` binary
+//! as a user would.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -205,4 +208,104 @@ pub fn status_transitions<'a>(readings: impl Iterator<Item = &'a Value>) -> Vec<
     }
     out.sort();
     out
+}
+
+/// The `iotblast` binary under test, logging at info.
+pub fn iotblast() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iotblast"));
+    c.env("RUST_LOG", "info");
+    c
+}
+
+/// Runs iotblast with `args` to completion and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    iotblast().args(args).output().expect("spawn iotblast")
+}
+
+/// Starts iotblast with stdout and stderr piped.
+pub fn spawn(args: &[&str]) -> Child {
+    iotblast()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn iotblast")
+}
+
+/// Reads a pipe to the end on a thread of its own (empty if the test took it already).
+pub fn collect(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut p) = pipe {
+            p.read_to_end(&mut v).unwrap();
+        }
+        v
+    })
+}
+
+/// The readings iotblast printed to stdout, one JSON object a line.
+pub fn stdout_readings(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("utf-8 stdout")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The JSON summary: the last line of stdout (or of stderr with --sink stdout).
+pub fn summary_from(text: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(text);
+    let last = text.lines().last().expect("a summary line");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {last}"))
+}
+
+/// Waits for `child` up to `limit`; kills it and panics if it is still running.
+pub fn wait_with_limit(
+    mut child: Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
+    let t = Instant::now();
+    let o = collect(child.stdout.take());
+    let e = collect(child.stderr.take());
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, o.join().unwrap(), e.join().unwrap());
+        }
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("iotblast still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A hash of the (sorted, timestamp-free) readings, to compare runs at a glance.
+pub fn digest(readings: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    readings.hash(&mut h);
+    h.finish()
+}
+
+/// GET `path` from `addr` over plain HTTP/1.0; returns the status code and body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().expect("status code");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of an unlabelled metric in the Prometheus text format.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
 }

@@ -1,10 +1,18 @@
-//! iotblast's integration tests: one binary, helpers in `common`.
+//! iotblast's integration tests: one binary, one file per guarded behaviour, helpers in
+//! `common`.
 
 mod alloc_count;
-mod binary;
+mod bad_input;
 mod common;
 mod config;
+mod delivery;
+mod determinism;
 mod encoding;
 mod engine;
 mod golden;
+mod metrics;
+mod pacing;
+mod shutdown;
+mod statistics;
+mod stdout_sink;
 mod tansu;
