@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::common::run;
 
 #[test]
-fn bad_input_gets_a_specific_error_and_a_non_zero_exit() {
+fn bad_flags_get_a_specific_error_and_a_non_zero_exit() {
     // Flag errors exit 2 (clap's convention); a property librdkafka rejects is found
     // when the producer is created and exits 1 with librdkafka's own message.
     for (args, code, want) in [
@@ -45,7 +45,7 @@ fn bad_input_gets_a_specific_error_and_a_non_zero_exit() {
 }
 
 #[test]
-fn a_bad_or_busy_metrics_address_is_a_clear_error() {
+fn a_bad_or_busy_listen_address_is_a_clear_error() {
     let bad = run(&[
         "--sink",
         "null",
