@@ -8,6 +8,8 @@ use iotblast::cli::Cli;
 use iotblast::settings::Settings;
 use iotblast::Config;
 
+use crate::common::summary_from;
+
 fn yaml_file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     f.write_all(text.as_bytes()).unwrap();
@@ -327,12 +329,7 @@ fn a_development_config_runs_on_the_embedded_default() {
         stderr.contains("embedded librdkafka mock cluster"),
         "{stderr}"
     );
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let s: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let s = summary_from(&out.stdout);
     assert_eq!(s["devices"], 1000);
     assert!(s["messages_delivered"].as_u64().unwrap() > 0);
     assert_eq!(s["messages_failed"], 0);
@@ -395,12 +392,7 @@ fn stop(child: std::process::Child) -> serde_json::Value {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exit {}", out.status);
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    serde_json::from_str(&last).unwrap()
+    summary_from(&out.stdout)
 }
 
 fn median(xs: &[f64]) -> f64 {
