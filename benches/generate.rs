@@ -6,98 +6,75 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use iotblast::batch::Batch;
-use iotblast::device::{round2, Fleet, FleetSpec};
-use iotblast::encoder::{write_fixed2, Encoder};
-use iotblast::simulate::{generate, DeviceState, Reading};
-use iotblast::trend::TrendPoint;
+use iotblast::deliver::batch::Batch;
+use iotblast::generate::encoder::write_fixed2;
+use iotblast::generate::worker::Emitter;
+use iotblast::model::{generate, round2, Fleet, FleetSlice, FleetSpec};
 
 const DEVICES: u64 = 10_000;
 
 fn fleet() -> Fleet {
-    Fleet::new(FleetSpec::default(), 42, DEVICES)
+    Fleet::new(FleetSpec::default(), 42)
 }
 
-/// The worker's loop over a fleet: device states, and the trend point once per round.
-struct Sim {
-    fleet: Fleet,
-    states: Vec<DeviceState>,
-    trend: TrendPoint,
-    i: u64,
-}
+/// The worker's order over its devices: every device's seq `n`, then `n + 1`.
+struct Order(u64);
 
-impl Sim {
-    fn new(fleet: Fleet) -> Self {
-        let states = (0..DEVICES).map(|d| fleet.init_state(d)).collect();
-        Self {
-            fleet,
-            states,
-            trend: TrendPoint::default(),
-            i: 0,
-        }
-    }
-
+impl Order {
     #[inline]
-    fn next(&mut self) -> Reading {
-        let (device, seq) = (self.i % DEVICES, self.i / DEVICES);
-        self.i += 1;
-        if device == 0 {
-            self.trend = self.fleet.derived.clock.trend(seq);
-        }
-        let st = &mut self.states[device as usize];
-        self.fleet
-            .step(st, device, seq, &self.trend, 1_735_689_600_123)
+    fn next(&mut self) -> (u64, u64) {
+        let i = self.0;
+        self.0 += 1;
+        (i % DEVICES, i / DEVICES)
     }
 }
 
 fn generate_encode(c: &mut Criterion) {
     let fleet = fleet();
-    let encoder = Encoder::new(fleet.clone());
     let mut g = c.benchmark_group("hot_loop");
     g.throughput(Throughput::Elements(1));
 
-    let mut sim = Sim::new(fleet.clone());
-    g.bench_function("generate", |b| b.iter(|| black_box(sim.next())));
+    // The model alone: the shipped fleet slice the worker steps.
+    let mut slice = FleetSlice::new(fleet.clone(), 0..DEVICES);
+    let mut order = Order(0);
+    g.bench_function("generate", |b| {
+        b.iter(|| {
+            let (device, seq) = order.next();
+            black_box(slice.step(device, seq, 1_735_689_600_123))
+        })
+    });
 
+    // The encoder alone, on one reading.
+    let emitter = Emitter::new(fleet.clone(), 0..DEVICES, true);
+    let r = FleetSlice::new(fleet.clone(), 0..DEVICES).step(0, 0, 1_735_689_600_123);
     let mut out = Vec::with_capacity(1 << 20);
     g.bench_function("encode", |b| {
-        let r = Sim::new(fleet.clone()).next();
         b.iter(|| {
             if out.len() > (1 << 20) - 1024 {
                 out.clear();
             }
-            encoder.encode(black_box(&r), &mut out);
+            emitter.encoder().encode(black_box(&r), &mut out);
         })
     });
 
-    // The worker's per-message work: reading, payload, key and alerts into a reused
-    // batch; with the full model (the default) and with trends and anomalies off.
-    let quiet = FleetSpec {
-        anomaly_rate: 0.0,
-        trend_strength: 0.0,
-        ..FleetSpec::default()
-    };
+    // The worker's per-message work, as the worker does it (`Emitter::emit`): reading,
+    // payload, key and alerts into a reused batch; with the full model (the default)
+    // and with trends and anomalies off.
+    let quiet = FleetSpec::with_simulator(|s| {
+        s.anomaly_rate = 0.0;
+        s.trend_strength = 0.0;
+    });
     for (name, spec) in [
         ("generate_encode_batch", FleetSpec::default()),
         ("generate_encode_batch_quiet", quiet),
     ] {
-        let fleet = Fleet::new(spec, 42, DEVICES);
-        let encoder = Encoder::new(fleet.clone());
-        let mut sim = Sim::new(fleet);
-        let mut batch = Batch::new(encoder.batch_shape(1024, true), 0);
+        let mut emitter = Emitter::new(Fleet::new(spec, 42), 0..DEVICES, true);
+        let mut batch = Batch::new(emitter.encoder().batch_shape(1024, true), 0);
+        let mut order = Order(0);
         g.bench_function(name, |b| {
             b.iter(|| {
-                let r = sim.next();
-                batch.push(|p, k| {
-                    encoder.encode(&r, p);
-                    encoder.write_key(r.device, k);
-                });
-                for sensor in r.transitions() {
-                    batch.push_alert(|p, k| {
-                        encoder.encode_alert(&r, sensor, p);
-                        encoder.write_key(r.device, k);
-                    });
-                }
+                let (device, seq) = order.next();
+                emitter.emit(device, seq, 1_735_689_600_123, &mut batch);
                 if batch.is_full() {
                     batch.clear();
                 }

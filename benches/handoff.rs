@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use iotblast::batch::Shape;
-use iotblast::handoff::{self, Take};
+use iotblast::deliver::batch::Shape;
+use iotblast::deliver::handoff::{self, Take};
 
 fn handoff_round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("handoff");

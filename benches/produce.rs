@@ -1,4 +1,4 @@
-//! Keeps the evidence for `sink::produce_batch`, which replaces rust-rdkafka's
+//! Keeps the evidence for `deliver::produce_batch`, which replaces rust-rdkafka's
 //! per-message `BaseProducer::send`: the same keyed batches, the same producer settings
 //! and the same delivery callback, produced to a fresh mock cluster and flushed, once
 //! message by message with `send` and once grouped by partition with
@@ -8,34 +8,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use iotblast::batch::Batch;
-use iotblast::device::{Fleet, FleetSpec};
-use iotblast::encoder::Encoder;
-use iotblast::simulate::generate;
-use iotblast::sink::kafka::{client_config, DeliveryContext};
-use iotblast::sink::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
-use iotblast::stats::DeliveryStats;
-use iotblast::KafkaConfig;
+use iotblast::config::KafkaSettings;
+use iotblast::deliver::batch::Batch;
+use iotblast::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
+use iotblast::deliver::kafka::DeliveryContext;
+use iotblast::deliver::stats::DeliveryStats;
+use iotblast::generate::worker::Emitter;
+use iotblast::model::{Fleet, FleetSpec};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const PARTITIONS: i32 = 12;
 const BATCHES: usize = 64;
 
+/// The worker's batches of 10k devices' readings, made by the shipped emitter.
 fn batches() -> Vec<Batch> {
-    let fleet = Fleet::new(FleetSpec::default(), 1, 10_000);
-    let encoder = Encoder::new(fleet.clone());
-    let readings = generate(&fleet, 10_000, 1);
+    let mut emitter = Emitter::new(Fleet::new(FleetSpec::default(), 1), 0..10_000, false);
     (0..BATCHES)
         .map(|b| {
-            let mut batch = Batch::new(encoder.batch_shape(1024, false), 0);
+            let mut batch = Batch::new(emitter.encoder().batch_shape(1024, false), 0);
             for i in 0..1024u64 {
-                let device = (b as u64 * 1024 + i) % 10_000;
-                let r = readings[device as usize];
-                batch.push(|p, k| {
-                    encoder.encode(&r, p);
-                    encoder.write_key(device, k);
-                });
+                let n = b as u64 * 1024 + i;
+                emitter.emit(n % 10_000, n / 10_000, 1_735_689_600_123, &mut batch);
             }
             batch
         })
@@ -46,7 +40,9 @@ fn producer(
     mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
 ) -> BaseProducer<DeliveryContext> {
     mock.create_topic("bench", PARTITIONS, 1).unwrap();
-    client_config(&mock.bootstrap_servers(), &KafkaConfig::default())
+    KafkaSettings::default()
+        .client_config(&mock.bootstrap_servers())
+        .unwrap()
         .create_with_context(DeliveryContext::new(
             Arc::new(DeliveryStats::default()),
             Instant::now(),

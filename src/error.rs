@@ -1,8 +1,10 @@
-//! Typed errors for every way a run can fail before or while it runs.
-//!
-//! The binary maps these to exit codes; the library never exits or panics on bad input.
+//! Typed errors for every way a run can fail before, while or after it runs, each with
+//! its cause kept as a typed source. The binary prints the chain once (`Error::chain`)
+//! and exits with `Error::exit_code`; the library never exits or panics on bad input.
 
 use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// A setting that failed validation. `key` names the flag or config path, so the user
 /// knows exactly what to change.
@@ -22,50 +24,146 @@ impl ConfigError {
     }
 }
 
+/// Why the brokers could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
+    #[error(transparent)]
+    Metadata(KafkaError),
+    #[error("the cluster reported no brokers")]
+    NoBrokers,
+}
+
+/// Why a topic could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicCreate {
+    #[error(transparent)]
+    Client(KafkaError),
+    #[error(transparent)]
+    Broker(RDKafkaErrorCode),
+}
+
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
-    #[error("could not reach Kafka brokers {brokers} within {}: {reason}", humantime::format_duration(*timeout))]
+    #[error("could not reach Kafka brokers {brokers} within {}", humantime::format_duration(*timeout))]
     Unreachable {
         brokers: String,
         timeout: Duration,
-        reason: String,
+        #[source]
+        source: Unreachable,
     },
 
     #[error("topic '{topic}' does not exist on {brokers} and --no-create-topic was given")]
     TopicMissing { topic: String, brokers: String },
 
-    #[error("could not create topic '{topic}': {reason}")]
-    TopicCreate { topic: String, reason: String },
+    #[error("could not create topic '{topic}'")]
+    TopicCreate {
+        topic: String,
+        #[source]
+        source: TopicCreate,
+    },
 
-    #[error("librdkafka rejected the producer configuration: {0}")]
-    Producer(String),
+    #[error("librdkafka rejected the producer configuration")]
+    Producer(#[source] KafkaError),
 
-    #[error("could not start the embedded mock Kafka cluster: {0}")]
-    MockCluster(String),
+    #[error("librdkafka could not create a handle for topic '{0}'")]
+    TopicHandle(String),
 
-    #[error("could not start thread '{name}': {source}")]
+    #[error("partitioner '{0}' is not one of librdkafka's built-in partitioners")]
+    Partitioner(String),
+
+    #[error("could not start the embedded mock Kafka cluster")]
+    MockCluster(#[source] KafkaError),
+
+    #[error("could not start thread '{name}'")]
     Thread {
         name: String,
+        #[source]
         source: std::io::Error,
     },
 
-    #[error("could not install signal handlers: {0}")]
-    Signals(std::io::Error),
+    #[error("could not install signal handlers")]
+    Signals(#[source] std::io::Error),
 
-    #[error("cannot watch configuration file {path}: {reason}")]
-    Watch { path: String, reason: String },
+    #[error("cannot watch configuration file {path}")]
+    Watch {
+        path: String,
+        #[source]
+        source: notify::Error,
+    },
 
-    #[error("{key}: cannot listen on {address}: {reason}")]
+    #[error("{key}: cannot listen on {address}")]
     Listen {
         key: &'static str,
         address: std::net::SocketAddr,
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     #[error("thread '{0}' panicked")]
     Panicked(String),
+
+    #[error("{readings} readings and {alerts} alerts were not delivered (see the summary)")]
+    Undelivered { readings: u64, alerts: u64 },
+}
+
+impl Error {
+    /// The process exit status for this error: 2 for bad flags or configuration, 3 for
+    /// a run that completed with undelivered messages, 1 for anything else. README's
+    /// exit status table lists the same.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Undelivered { .. } => 3,
+            _ => 1,
+        }
+    }
+
+    /// Whether the error still needs printing: a run with undelivered messages has
+    /// already said so in its summary, whose JSON form must stay the last line.
+    pub fn needs_message(&self) -> bool {
+        !matches!(self, Error::Undelivered { .. })
+    }
+
+    /// The error and its causes, joined by ": ", for printing once at the top.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let part = cause.to_string();
+            // A transparent wrapper repeats its inner error's text; print it once.
+            if !text.contains(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            source = cause.source();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_prints_every_cause_once() {
+        let e = Error::Thread {
+            name: "iotblast-worker-0".into(),
+            source: std::io::Error::other("no more threads"),
+        };
+        assert_eq!(
+            e.chain(),
+            "could not start thread 'iotblast-worker-0': no more threads"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let c: Error = ConfigError::new("--devices", "must be between 1 and 10").into();
+        assert_eq!(
+            (c.chain().as_str(), c.exit_code()),
+            ("--devices: must be between 1 and 10", 2)
+        );
+    }
 }

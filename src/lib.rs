@@ -1,44 +1,40 @@
 //! iotblast: simulates a fleet of industrial IoT devices and produces their readings to
 //! Kafka as fast as the hardware allows.
 //!
-//! The data path, one module per step, in the order a reading travels:
+//! One folder per stage of the data path, in the order a reading travels (see
+//! `docs/architecture.md` for the threads and channels):
 //!
-//! `cli`/`config` → `topology` (cores × device ranges) → `worker` { `pacer` →
-//! `simulate` (`device` parameters, `trend`, `anomaly`) → `encoder` (readings and
-//! alerts) → `batch` } → `handoff` (SPSC) → `delivery` → `sink` (rdkafka, stdout,
-//! null) → `stats` → `report`.
+//! - `config`: file, environment and flag layers over settings each stage declares
+//!   once; the checked, frozen [`config::Run`]; `config` subcommands.
+//! - `model`: the fleet, its devices and sensors, trends and anomalies. Pure: no I/O,
+//!   no threads.
+//! - `generate`: worker threads that pace, step their slice of the fleet and encode
+//!   readings into batches.
+//! - `deliver`: batches, the SPSC hand-off, the delivery thread and the sinks (Kafka,
+//!   stdout, null).
+//! - `observe`: progress lines, the summary, metrics and HTTP endpoints, logging.
+//! - `engine`: wires the stages together for one run, and hot-reloads the
+//!   configuration while it goes on.
 //!
-//! Only `worker`, `pacer`, `simulate`, `trend`, `anomaly`, `encoder` and `batch` run per
-//! message; they do not allocate, lock or touch shared atomics. Everything else runs
-//! per batch or less.
+//! Dependencies point one way: `units`, `error` and `shutdown` at the bottom; `model`
+//! and `deliver` (which know nothing of each other) above them; then `config`, which
+//! assembles the settings they declare; `generate`, which makes readings with the model
+//! and hands them to `deliver`; `observe`; and `engine` on top. Only the worker,
+//! pacer, model step, encoder and batch code runs per message; it does not allocate,
+//! lock or touch shared atomics.
 
-pub mod anomaly;
-pub mod batch;
-pub mod cli;
 pub mod config;
-pub mod delivery;
-pub mod device;
-pub mod encoder;
+pub mod deliver;
 pub mod engine;
 pub mod error;
-pub mod handoff;
-pub mod http;
-pub mod live;
-pub mod metrics;
-pub mod pacer;
-pub mod reload;
-pub mod report;
-pub mod settings;
+pub mod generate;
+pub mod model;
+pub mod observe;
 pub mod shutdown;
-pub mod simulate;
-pub mod sink;
-pub mod stats;
-pub mod topology;
-pub mod trend;
-pub mod worker;
+pub mod units;
 
-pub use config::{Config, KafkaConfig, SinkConfig};
-pub use engine::run;
+pub use config::{Run, Settings, SinkKind};
+pub use engine::{execute, run};
 pub use error::{ConfigError, Error};
-pub use report::Summary;
+pub use observe::report::Summary;
 pub use shutdown::Shutdown;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use iotblast::device::{Fleet, FleetSpec};
-use iotblast::encoder::Encoder;
-use iotblast::handoff;
-use iotblast::live::{Live, LiveSettings};
-use iotblast::stats::WorkerStats;
-use iotblast::topology::Quota;
-use iotblast::worker::Worker;
+use iotblast::deliver::handoff;
+use iotblast::generate::encoder::Encoder;
+use iotblast::generate::live::{Live, LiveSettings};
+use iotblast::generate::stats::WorkerStats;
+use iotblast::generate::topology::Quota;
+use iotblast::generate::worker::Worker;
+use iotblast::model::{Fleet, FleetSpec};
 use iotblast::Shutdown;
 
 struct Counting;
@@ -70,22 +70,22 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Escaping-heavy labels must not cost allocations either, nor must the full model:
     // trends over a fast simulated day, frequent anomalies of every kind, alerts.
-    let spec = FleetSpec {
-        buildings: vec!["A栋".into(), "say \"hi\"\\\n".into()],
-        anomaly_rate: 0.05,
-        time_scale: 600.0,
-        ..FleetSpec::default()
-    };
+    let spec = FleetSpec::with_simulator(|s| {
+        s.buildings = vec!["A栋".into(), "say \"hi\"\\\n".into()];
+        s.anomaly_rate = 0.05;
+        s.time_scale = 600.0;
+    });
     let live = Arc::new(Live::new(LiveSettings {
         rate,
         fleet: spec.clone(),
     }));
-    let encoder = Encoder::new(Fleet::new(spec, 3, 1000));
+    let fleet = Fleet::new(spec, 3);
     let batch_size = 256;
-    let (side, delivery) = handoff::channel(0, encoder.batch_shape(batch_size, true), 2);
+    let shape = Encoder::new(&fleet).batch_shape(batch_size, true);
+    let (side, delivery) = handoff::channel(0, shape, 2);
     let worker = Worker {
         devices: 0..1000,
-        encoder,
+        fleet,
         quota: Some(Quota::new(messages, 1000)),
         share: 1.0,
         live,

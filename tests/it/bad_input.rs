@@ -18,7 +18,7 @@ fn bad_flags_get_a_specific_error_and_a_non_zero_exit() {
         (
             &["--cores", "0"][..],
             2,
-            "--cores: must be at least 1, got 0",
+            "--cores: must be between 1 and 1024, got 0",
         ),
         (
             &["--duration", "-5s"][..],

@@ -3,10 +3,8 @@
 use std::io::Write;
 use std::process::Command;
 
-use clap::Parser;
-use iotblast::cli::Cli;
-use iotblast::settings::Settings;
-use iotblast::Config;
+use iotblast::config::flags;
+use iotblast::{Run, Settings};
 
 use crate::common::summary_from;
 
@@ -17,18 +15,18 @@ fn yaml_file(text: &str) -> tempfile::NamedTempFile {
 }
 
 /// Builds a config the way the binary does: flags over env over file over defaults.
-fn build(file: Option<&str>, env: &[(&str, &str)], flags: &[&str]) -> Result<Config, String> {
+fn build(file: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Result<Run, String> {
     let f = file.map(yaml_file);
     let mut argv = vec!["iotblast".to_owned()];
     if let Some(f) = &f {
         argv.extend(["--config".to_owned(), f.path().display().to_string()]);
     }
-    argv.extend(flags.iter().map(|s| s.to_string()));
-    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let invocation = flags::parse_from(argv).map_err(|e| e.to_string())?;
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    cli.run
-        .into_config(env)
-        .map(|(c, _, _)| c)
+    invocation
+        .to_run(env)
+        .map(|(r, _, _)| r)
         .map_err(|e| e.to_string())
 }
 
@@ -100,7 +98,7 @@ fn bad_files_are_rejected_with_the_offending_key_and_value() {
         ),
         (
             "kafka:\n  partitions: 0\n",
-            "kafka.partitions: must be at least 1, got 0",
+            "kafka.partitions: must be between 1 and 100000, got 0",
         ),
         (
             "kafka:\n  topics:\n    device_data: 'bad topic'\n",
@@ -136,7 +134,7 @@ fn bad_files_are_rejected_with_the_offending_key_and_value() {
         ),
         (
             "device:\n  simulator:\n    worker_pool_size: 0\n",
-            "device.simulator.worker_pool_size: must be at least 1, got 0",
+            "device.simulator.worker_pool_size: must be between 1 and 1024, got 0",
         ),
         (
             "device:\n  simulator:\n    buildings: []\n",
@@ -192,22 +190,22 @@ fn precedence_is_defaults_then_file_then_env_then_flags() {
     let file = Some("device:\n  simulator:\n    device_count: 100\nrun:\n  seed: 1\n");
     let env = [("IOTBLAST_DEVICE_SIMULATOR_DEVICE_COUNT", "200")];
     assert_eq!(
-        build(None, &[], &[]).unwrap().devices,
+        build(None, &[], &[]).unwrap().devices(),
         1000,
         "built-in default"
     );
     assert_eq!(
-        build(file, &[], &[]).unwrap().devices,
+        build(file, &[], &[]).unwrap().devices(),
         100,
         "file over default"
     );
     assert_eq!(
-        build(file, &env, &[]).unwrap().devices,
+        build(file, &env, &[]).unwrap().devices(),
         200,
         "env over file"
     );
     let c = build(file, &env, &["--devices", "300"]).unwrap();
-    assert_eq!(c.devices, 300, "flag over env");
+    assert_eq!(c.devices(), 300, "flag over env");
     assert_eq!(c.seed, 1, "untouched file values survive");
     // Env values are YAML scalars: counts with suffixes, lists, strings.
     let c = build(
@@ -220,12 +218,15 @@ fn precedence_is_defaults_then_file_then_env_then_flags() {
         &[],
     )
     .unwrap();
-    assert_eq!(c.devices, 5000);
-    assert_eq!(c.duration, Some(std::time::Duration::from_secs(3)));
-    let iotblast::SinkConfig::Kafka(k) = c.sink else {
-        panic!()
-    };
-    assert_eq!(k.brokers.as_deref(), Some("127.0.0.1:1,127.0.0.1:2"));
+    assert_eq!(c.devices(), 5000);
+    assert_eq!(
+        c.settings.run.duration.map(|d| d.0),
+        Some(std::time::Duration::from_secs(3))
+    );
+    assert_eq!(
+        c.settings.kafka.bootstrap().as_deref(),
+        Some("127.0.0.1:1,127.0.0.1:2")
+    );
     // A bad env value is reported under its setting.
     let err = build(None, &[("IOTBLAST_RUN_MESSAGES", "many")], &[]).unwrap_err();
     assert!(err.contains("run.messages: invalid count 'many'"), "{err}");
@@ -244,7 +245,8 @@ fn shipped_files_pass_config_check_and_bad_ones_fail() {
             "{f}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Settings::from_file(std::path::Path::new(f)).unwrap();
+        iotblast::config::layers::load(Some(std::path::Path::new(f)), std::iter::empty(), &[])
+            .unwrap();
     }
     for (text, want) in [
         (

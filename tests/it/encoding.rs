@@ -1,8 +1,9 @@
 //! Property tests: every encoded reading parses and round-trips, whatever the configured
 //! strings contain.
 
-use iotblast::device::{Fleet, FleetSpec, Sensor};
-use iotblast::encoder::Encoder;
+use iotblast::generate::encoder::Encoder;
+use iotblast::model::{Fleet, FleetSpec, Sensor};
+use iotblast::units::Count;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -45,11 +46,18 @@ proptest! {
         anomaly_rate in 0.0f64..=1.0,
         steps in 1u64..40,
     ) {
-        let mut spec = FleetSpec { buildings, models, firmwares, anomaly_rate, ..FleetSpec::default() };
-        spec.temperature.sd = temperature_sd;
-        let fleet = Fleet::new(spec.clone(), seed, device_count);
+        let mut spec = FleetSpec::with_simulator(|s| {
+            s.buildings = buildings;
+            s.models = models;
+            s.firmwares = firmwares;
+            s.anomaly_rate = anomaly_rate;
+            s.device_count = Count(device_count);
+        });
+        spec.thresholds.temperature.sd = temperature_sd;
+        let fleet = Fleet::new(spec.clone(), seed);
         let device = ((device_count - 1) as f64 * device_frac) as u64;
-        let encoder = Encoder::new(fleet.clone());
+        let encoder = Encoder::new(&fleet);
+        let sim = &spec.simulator;
         // A few consecutive readings, so anomalies that last (dropout, stuck) show up.
         let mut st = fleet.init_state(device);
         let mut r = fleet.step(&mut st, device, seq, &fleet.derived.clock.trend(seq), ts);
@@ -64,14 +72,14 @@ proptest! {
         assert_schema_valid(&v);
 
         let loc = fleet.location(device);
-        let mut building = spec.buildings[loc.building].clone();
+        let mut building = sim.buildings[loc.building].clone();
         if loc.building_cycle > 0 {
             building.push_str(&format!("-{}", loc.building_cycle + 1));
         }
         let id = fleet.identity(device);
         prop_assert_eq!(&v["location"]["building"], &Value::from(building));
-        prop_assert_eq!(&v["device_info"]["model"], &Value::from(spec.models[id.model].clone()));
-        prop_assert_eq!(&v["device_info"]["firmware"], &Value::from(spec.firmwares[id.firmware].clone()));
+        prop_assert_eq!(&v["device_info"]["model"], &Value::from(sim.models[id.model].clone()));
+        prop_assert_eq!(&v["device_info"]["firmware"], &Value::from(sim.firmwares[id.firmware].clone()));
         prop_assert_eq!(v["seq"].as_u64(), Some(seq));
         prop_assert_eq!(v["timestamp"].as_i64(), Some(ts));
         prop_assert_eq!(v["location"]["floor"].as_u64(), Some(loc.floor as u64));
@@ -87,7 +95,7 @@ proptest! {
             prop_assert_eq!(json["status"].as_str(), Some(r.status[sensor as usize].as_str()));
             // Every alert this reading could raise fits its bound and its schema.
             let mut alert = Vec::new();
-            encoder.encode_alert(&r, sensor, &mut alert);
+            encoder.encode_alert(&r, sensor, spec.thresholds.sensor(sensor), &mut alert);
             prop_assert!(alert.len() <= encoder.max_alert_len());
             let a: Value = serde_json::from_slice(&alert).expect("valid alert JSON");
             assert_alert_schema_valid(&a);

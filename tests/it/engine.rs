@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use iotblast::topology::Quota;
-use iotblast::{Config, KafkaConfig, Shutdown, SinkConfig};
+use iotblast::deliver::kafka::settings::Brokers;
+use iotblast::generate::topology::Quota;
+use iotblast::units::{Count, Dur};
+use iotblast::{Run, Settings, Shutdown, SinkKind};
 use rdkafka::mocking::MockCluster;
 
 use crate::common::{
@@ -13,17 +15,19 @@ use crate::common::{
     status_transitions, Transition,
 };
 
-fn kafka_config(bootstrap: String, topic: &str) -> Config {
-    let mut c = Config::new(SinkConfig::Kafka(KafkaConfig {
-        brokers: Some(bootstrap),
-        topic: topic.into(),
-        alerts_topic: None,
-        create_topic: false,
-        ..KafkaConfig::default()
-    }));
-    c.quiet = true;
-    c.seed = 11;
-    c
+/// Settings for a run against `bootstrap` that produces to an existing `topic`, with
+/// alerts off and a fixed seed; `tune` adjusts them.
+fn kafka_run(bootstrap: String, topic: &str, tune: impl FnOnce(&mut Settings)) -> Run {
+    let mut s = Settings::default();
+    s.kafka.brokers = Brokers(vec![bootstrap]);
+    s.kafka.topics.device_data = topic.into();
+    s.kafka.topics.alerts = String::new();
+    s.kafka.create_topic = false;
+    s.run.seed = Some(11);
+    tune(&mut s);
+    let mut run = Run::new(s, SinkKind::Kafka).expect("valid settings");
+    run.quiet = true;
+    run
 }
 
 #[test]
@@ -31,17 +35,17 @@ fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic("it-readings", 6, 1).unwrap();
     mock.create_topic("it-alerts", 3, 1).unwrap();
-    let mut config = kafka_config(mock.bootstrap_servers(), "it-readings");
-    if let SinkConfig::Kafka(k) = &mut config.sink {
-        k.alerts_topic = Some("it-alerts".into());
-    }
-    config.devices = 300;
-    config.cores = 2;
-    config.batch_size = 100;
     let n = 9_050u64;
-    config.messages = Some(n);
+    let run = kafka_run(mock.bootstrap_servers(), "it-readings", |s| {
+        s.kafka.topics.alerts = "it-alerts".into();
+        let sim = &mut s.device.simulator;
+        sim.device_count = Count(300);
+        sim.worker_pool_size = Some(2);
+        sim.batch_size = 100;
+        s.run.messages = Some(Count(n));
+    });
 
-    let summary = iotblast::run(&config, Shutdown::new()).expect("run");
+    let summary = iotblast::run(&run, Shutdown::new()).expect("run");
     assert_eq!(summary.messages_sent, n);
     assert_eq!(summary.messages_delivered, n);
     assert_eq!(summary.messages_failed, 0);
@@ -121,9 +125,10 @@ fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
 #[test]
 fn missing_topic_with_no_create_is_a_clear_error() {
     let mock = MockCluster::new(1).unwrap();
-    let mut config = kafka_config(mock.bootstrap_servers(), "never-created");
-    config.messages = Some(10);
-    let err = iotblast::run(&config, Shutdown::new())
+    let run = kafka_run(mock.bootstrap_servers(), "never-created", |s| {
+        s.run.messages = Some(Count(10));
+    });
+    let err = iotblast::run(&run, Shutdown::new())
         .unwrap_err()
         .to_string();
     assert!(
@@ -136,22 +141,22 @@ fn missing_topic_with_no_create_is_a_clear_error() {
 fn a_dead_broker_fails_deliveries_visibly_and_stops_within_the_flush_timeout() {
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic("it-down", 3, 1).unwrap();
-    let mut config = kafka_config(mock.bootstrap_servers(), "it-down");
-    config.devices = 100;
-    config.messages = Some(5_000);
-    config.flush_timeout = Duration::from_secs(2);
-    if let SinkConfig::Kafka(k) = &mut config.sink {
+    let run = kafka_run(mock.bootstrap_servers(), "it-down", |s| {
+        s.device.simulator.device_count = Count(100);
+        s.run.messages = Some(Count(5_000));
+        s.kafka.flush_timeout = Dur(Duration::from_secs(2));
         // Fail fast rather than retrying for librdkafka's default 5 minutes.
-        k.properties
-            .push(("message.timeout.ms".into(), "1500".into()));
-    }
+        s.kafka
+            .librdkafka
+            .insert("message.timeout.ms".into(), "1500".into());
+    });
     // Metadata works (for the startup check) but every produce request fails.
     mock.request_errors(
         rdkafka::types::RDKafkaApiKey::Produce,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 5000],
     );
     let t = std::time::Instant::now();
-    let summary = iotblast::run(&config, Shutdown::new()).expect("run");
+    let summary = iotblast::run(&run, Shutdown::new()).expect("run");
     assert!(
         t.elapsed() < Duration::from_secs(20),
         "took {:?}",

@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use iotblast::topology::Quota;
+use iotblast::generate::topology::Quota;
 
 use crate::common::{
     assert_alert_schema_valid, assert_schema_valid, consume, java_partition, seqs_per_device,

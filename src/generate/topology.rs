@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use crate::config::Run;
+
 /// One worker's share of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerPlan {
@@ -55,6 +57,12 @@ pub fn plan(devices: Range<u64>, cores: usize, core_ids: &[usize]) -> Plan {
         })
         .collect();
     Plan { workers, warnings }
+}
+
+/// The devices this process simulates: its instance's slice of the fleet.
+pub fn instance_devices(run: &Run) -> Range<u64> {
+    let r = &run.settings.run;
+    split(run.devices(), r.instance_count as usize)[r.instance_index as usize].clone()
 }
 
 /// `0..total` in `parts` contiguous ranges whose lengths differ by at most one.

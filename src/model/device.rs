@@ -10,13 +10,16 @@
 //! a variance-corrected AR(1) process, so with trends and anomalies off its stationary
 //! distribution is exactly N(mean, sd²) (then clamped and rounded).
 
+use std::ops::Range;
+
 use rand_core::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::anomaly::{self, Active, Kind};
-use crate::device::{round2, round_int, stream_seed, Fleet, Sensor, Status};
-use crate::trend::TrendPoint;
+use crate::model::anomaly::{self, Active, Kind};
+use crate::model::fleet::{round2, round_int, stream_seed, Fleet, Identity, Location};
+use crate::model::spec::{FleetSpec, Sensor, Status};
+use crate::model::trend::TrendPoint;
 
 /// The `seq` whose stream seeds a device's initial state; real readings never reach it.
 const INIT: u64 = u64::MAX;
@@ -76,13 +79,15 @@ impl Label {
     }
 }
 
-/// One reading of one device. Values are rounded to 2 decimals and clamped; a `NaN`
-/// value is a dropout (`null` in the message).
+/// One reading of one device: everything a message says. Values are rounded to 2
+/// decimals and clamped; a `NaN` value is a dropout (`null` in the message).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
     pub device: u64,
     pub seq: u64,
     pub timestamp_ms: i64,
+    pub location: Location,
+    pub identity: Identity,
     /// Temperature, humidity, pressure, current (see `Sensor::ALL`).
     pub values: [f64; 4],
     pub status: [Status; 4],
@@ -125,7 +130,7 @@ impl Fleet {
     pub fn init_state(&self, device: u64) -> DeviceState {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream_seed(self.seed, device, INIT));
         let z = [0; 4].map(|_| normal(&mut rng) as f32);
-        let switch_on = uniform(&mut rng) < self.spec.switch_on_probability;
+        let switch_on = uniform(&mut rng) < self.spec.simulator.switch_on_probability;
         DeviceState {
             z,
             weather: normal(&mut rng) as f32,
@@ -150,92 +155,40 @@ impl Fleet {
         timestamp_ms: i64,
     ) -> Reading {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream_seed(self.seed, device, seq));
-        let d = &self.derived;
-        let spec = &self.spec;
-
-        for z in &mut st.z {
-            *z = (d.phi * *z as f64 + d.innovation * normal(&mut rng)) as f32;
-        }
-        st.weather =
-            (d.weather_decay * st.weather as f64 + d.weather_innovation * normal(&mut rng)) as f32;
-        st.signal = (SIGNAL_PHI * st.signal as f64
-            + (1.0 - SIGNAL_PHI * SIGNAL_PHI).sqrt() * normal(&mut rng)) as f32;
-        let u = uniform(&mut rng);
-        st.switch_on = if st.switch_on {
-            u >= d.switch_down
-        } else {
-            u < d.switch_up
-        };
-
-        // Undisturbed values: noise plus trends.
-        let s = spec.trend_strength;
-        let shapes = [
-            TEMPERATURE_DAY_AMPLITUDE * trend.diurnal,
-            HUMIDITY_SEASON_AMPLITUDE * trend.seasonal - HUMIDITY_DAY_AMPLITUDE * trend.diurnal,
-            PRESSURE_WEATHER_SD * st.weather as f64,
-            CURRENT_LOAD_AMPLITUDE * trend.load,
-        ];
-        let mut values = [0.0; 4];
-        for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
-            let sp = spec.sensor(sensor);
-            values[i] = sp.mean + sp.sd * (st.z[i] as f64 + s * shapes[i]);
-        }
+        self.advance_processes(st, &mut rng);
+        let mut values = self.undisturbed(st, trend);
 
         // A new anomaly, possibly replacing one still running.
-        if uniform(&mut rng) < spec.anomaly_rate {
+        if uniform(&mut rng) < self.spec.simulator.anomaly_rate {
             st.anomaly = Some(self.onset(&mut rng, st, seq, &values));
         }
         let active = st.anomaly.filter(|a| a.covers(seq));
         st.anomaly = active;
-
         st.switch_out = match active {
             Some(a) if a.kind == Kind::Chatter => !st.switch_out,
             _ => st.switch_on,
         };
         // With the load model on, no current flows while the switch is off.
-        if s > 0.0 && !st.switch_out {
+        if self.derived.trend_strength > 0.0 && !st.switch_out {
             values[Sensor::Current as usize] = 0.0;
         }
-
-        let mut status = [Status::Normal; 4];
-        for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
-            let sp = spec.sensor(sensor);
-            let hit = active.filter(|a| a.kind.hits_analog() && a.sensor as usize == i);
-            let v = match hit {
-                Some(a) => a.apply(seq, values[i], sp.mean, sp.sd),
-                None => Some(values[i]),
-            };
-            (values[i], status[i]) = match v {
-                None => (f64::NAN, Status::Offline),
-                Some(v) => {
-                    let v = round2(v.clamp(sp.min, sp.max));
-                    let st = sp.status(v);
-                    // A faulty sensor is at least suspect, whatever it reads.
-                    (
-                        v,
-                        if hit.is_some() {
-                            st.max(Status::Warning)
-                        } else {
-                            st
-                        },
-                    )
-                }
-            };
-        }
+        let status = self.finish_values(&mut values, active, seq);
         let previous = std::mem::replace(&mut st.status, status);
 
-        let id = self.identity(device);
+        let identity = self.identity(device);
         let drained = (seq / BATTERY_DRAIN_READINGS).min(100) as u8;
-        let signal = round_int(id.signal_base as f64 + SIGNAL_SD_DBM * st.signal as f64);
+        let signal = round_int(identity.signal_base as f64 + SIGNAL_SD_DBM * st.signal as f64);
         Reading {
             device,
             seq,
             timestamp_ms,
+            location: self.location(device),
+            identity,
             values,
             status,
             previous,
             switch_on: st.switch_out,
-            battery: id
+            battery: identity
                 .battery_start
                 .saturating_sub(drained)
                 .saturating_sub(st.battery_drop),
@@ -246,6 +199,78 @@ impl Fleet {
                 since: a.since,
             }),
         }
+    }
+
+    /// One step of the noise, weather, signal and switch processes. The draw order is
+    /// part of the output's determinism: change it and every reading changes.
+    #[inline]
+    fn advance_processes(&self, st: &mut DeviceState, rng: &mut Xoshiro256PlusPlus) {
+        let d = &self.derived;
+        for z in &mut st.z {
+            *z = (d.phi * *z as f64 + d.innovation * normal(rng)) as f32;
+        }
+        st.weather =
+            (d.weather_decay * st.weather as f64 + d.weather_innovation * normal(rng)) as f32;
+        st.signal = (SIGNAL_PHI * st.signal as f64
+            + (1.0 - SIGNAL_PHI * SIGNAL_PHI).sqrt() * normal(rng)) as f32;
+        let u = uniform(rng);
+        st.switch_on = if st.switch_on {
+            u >= d.switch_down
+        } else {
+            u < d.switch_up
+        };
+    }
+
+    /// The analog values before anomalies: noise plus trends.
+    #[inline]
+    fn undisturbed(&self, st: &DeviceState, trend: &TrendPoint) -> [f64; 4] {
+        let s = self.derived.trend_strength;
+        let shapes = [
+            TEMPERATURE_DAY_AMPLITUDE * trend.diurnal,
+            HUMIDITY_SEASON_AMPLITUDE * trend.seasonal - HUMIDITY_DAY_AMPLITUDE * trend.diurnal,
+            PRESSURE_WEATHER_SD * st.weather as f64,
+            CURRENT_LOAD_AMPLITUDE * trend.load,
+        ];
+        let mut values = [0.0; 4];
+        for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
+            let sp = self.spec.thresholds.sensor(sensor);
+            values[i] = sp.mean + sp.sd * (st.z[i] as f64 + s * shapes[i]);
+        }
+        values
+    }
+
+    /// Applies the active anomaly, clamps and rounds `values`, and returns each
+    /// sensor's status.
+    #[inline]
+    fn finish_values(
+        &self,
+        values: &mut [f64; 4],
+        active: Option<Active>,
+        seq: u64,
+    ) -> [Status; 4] {
+        let mut status = [Status::Normal; 4];
+        for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
+            let sp = self.spec.thresholds.sensor(sensor);
+            let hit = active.filter(|a| a.kind.hits_analog() && a.sensor as usize == i);
+            let v = match hit {
+                Some(a) => a.apply(seq, values[i], sp.mean, sp.sd),
+                None => Some(values[i]),
+            };
+            (values[i], status[i]) = match v {
+                None => (f64::NAN, Status::Offline),
+                Some(v) => {
+                    let v = round2(v.clamp(sp.min, sp.max));
+                    // A faulty sensor is at least suspect, whatever it reads.
+                    let floor = if hit.is_some() {
+                        Status::Warning
+                    } else {
+                        Status::Normal
+                    };
+                    (v, sp.status(v).max(floor))
+                }
+            };
+        }
+        status
     }
 
     /// Draws a new anomaly starting at `seq`; `values` are the undisturbed readings.
@@ -261,7 +286,7 @@ impl Fleet {
         let (lo, hi) = kind.duration();
         let length = lo + (rng.next_u32() % (hi - lo + 1) as u32) as u16;
         let u = uniform(rng);
-        let sp = self.spec.sensor(Sensor::ALL[sensor as usize]);
+        let sp = self.spec.thresholds.sensor(Sensor::ALL[sensor as usize]);
         let param = match kind {
             Kind::Spike => 2.0 + 3.0 * u,
             Kind::Drift => 3.0 + 3.0 * u,
@@ -282,15 +307,65 @@ impl Fleet {
     }
 }
 
+/// A worker's share of the fleet: the model, the state of each of its devices, and
+/// the trend point of the round in progress. Owned by one thread.
+#[derive(Debug, Clone)]
+pub struct FleetSlice {
+    fleet: Fleet,
+    first: u64,
+    states: Vec<DeviceState>,
+    /// The trend point and the seq it was computed for.
+    trend: Option<(u64, TrendPoint)>,
+}
+
+impl FleetSlice {
+    /// The devices `devices` of `fleet`, in their initial state.
+    pub fn new(fleet: Fleet, devices: Range<u64>) -> Self {
+        let states = devices.clone().map(|d| fleet.init_state(d)).collect();
+        Self {
+            fleet,
+            first: devices.start,
+            states,
+            trend: None,
+        }
+    }
+
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Takes the live part of `spec` (a reload), between two readings.
+    pub fn set_live(&mut self, spec: &FleetSpec) {
+        self.fleet.set_live(spec);
+        self.trend = None;
+    }
+
+    /// The next reading of `device`, which must be in this slice, for `seq`. Devices
+    /// step in rounds (every device's seq `n`, then `n + 1`), so the shared trend point
+    /// is computed once per round.
+    #[inline]
+    pub fn step(&mut self, device: u64, seq: u64, timestamp_ms: i64) -> Reading {
+        let trend = match self.trend {
+            Some((s, t)) if s == seq => t,
+            _ => {
+                let t = self.fleet.derived.clock.trend(seq);
+                self.trend = Some((seq, t));
+                t
+            }
+        };
+        let st = &mut self.states[(device - self.first) as usize];
+        self.fleet.step(st, device, seq, &trend, timestamp_ms)
+    }
+}
+
 /// Every reading of devices `0..devices`, seq by seq, for `seqs` rounds: the order a
 /// single worker produces them in. For tests, benches and tools.
 pub fn generate(fleet: &Fleet, devices: u64, seqs: u64) -> Vec<Reading> {
-    let mut states: Vec<DeviceState> = (0..devices).map(|d| fleet.init_state(d)).collect();
+    let mut slice = FleetSlice::new(fleet.clone(), 0..devices);
     let mut out = Vec::with_capacity((devices * seqs) as usize);
     for seq in 0..seqs {
-        let trend = fleet.derived.clock.trend(seq);
-        for (d, st) in states.iter_mut().enumerate() {
-            out.push(fleet.step(st, d as u64, seq, &trend, 0));
+        for d in 0..devices {
+            out.push(slice.step(d, seq, 0));
         }
     }
     out
@@ -299,15 +374,14 @@ pub fn generate(fleet: &Fleet, devices: u64, seqs: u64) -> Vec<Reading> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{FleetSpec, SensorSpec};
+    use crate::model::spec::{FleetSpec, SensorSpec};
     use std::time::Duration;
 
     fn quiet() -> FleetSpec {
-        FleetSpec {
-            anomaly_rate: 0.0,
-            trend_strength: 0.0,
-            ..FleetSpec::default()
-        }
+        FleetSpec::with_simulator(|s| {
+            s.anomaly_rate = 0.0;
+            s.trend_strength = 0.0;
+        })
     }
 
     fn column(rs: &[Reading], s: Sensor) -> Vec<f64> {
@@ -361,7 +435,7 @@ mod tests {
 
     #[test]
     fn state_evolution_is_a_pure_function_of_seed_device_and_seq() {
-        let f = Fleet::new(FleetSpec::default(), 42, 100);
+        let f = Fleet::new(FleetSpec::default(), 42);
         let all = generate(&f, 100, 50);
         // Device 7 alone, stepped on its own, gives the same readings.
         let mut st = f.init_state(7);
@@ -369,7 +443,7 @@ mod tests {
             let r = f.step(&mut st, 7, seq, &f.derived.clock.trend(seq), 0);
             assert_eq!(r, all[(seq * 100 + 7) as usize]);
         }
-        let other = Fleet::new(FleetSpec::default(), 43, 100);
+        let other = Fleet::new(FleetSpec::default(), 43);
         assert_ne!(generate(&other, 100, 2), all[..200]);
     }
 
@@ -377,11 +451,11 @@ mod tests {
     /// AR(1) with phi 0.7 makes readings 10 apart correlate by 0.03 only.
     #[test]
     fn without_trends_and_anomalies_each_sensor_has_its_configured_distribution() {
-        let f = Fleet::new(quiet(), 1, 2000);
+        let f = Fleet::new(quiet(), 1);
         let rs = generate(&f, 2000, 100);
         assert_eq!(rs.len(), 200_000);
         for sensor in [Sensor::Temperature, Sensor::Humidity, Sensor::Current] {
-            let sp = f.spec.sensor(sensor);
+            let sp = f.spec.thresholds.sensor(sensor);
             let (m, sd) = mean_sd(&column(&rs, sensor));
             assert!((m - sp.mean).abs() < 0.05 * sp.sd, "{sensor:?} mean {m}");
             assert!((sd / sp.sd - 1.0).abs() < 0.1, "{sensor:?} sd {sd}");
@@ -400,7 +474,7 @@ mod tests {
         let critical = 1.628 / (thin.len() as f64).sqrt();
         for sensor in Sensor::ALL {
             let mut xs: Vec<f64> = thin.iter().map(|r| r.value(sensor)).collect();
-            let d = ks(&mut xs, f.spec.sensor(sensor));
+            let d = ks(&mut xs, f.spec.thresholds.sensor(sensor));
             assert!(d < critical, "{sensor:?}: KS {d} >= {critical}");
         }
     }
@@ -408,17 +482,17 @@ mod tests {
     #[test]
     fn ks_rejects_the_seeds_naive_smoothing() {
         // The seeds' `0.7 * last + 0.3 * new` shrinks sd to 0.42: KS must see it.
-        let mut xs: Vec<f64> = generate(&Fleet::new(quiet(), 1, 2000), 2000, 10)
+        let mut xs: Vec<f64> = generate(&Fleet::new(quiet(), 1), 2000, 10)
             .iter()
             .map(|r| round2(25.0 + (r.value(Sensor::Temperature) - 25.0) * 0.42))
             .collect();
         let critical = 1.628 / (xs.len() as f64).sqrt();
-        assert!(ks(&mut xs, &FleetSpec::default().temperature) > 10.0 * critical);
+        assert!(ks(&mut xs, &FleetSpec::default().thresholds.temperature) > 10.0 * critical);
     }
 
     #[test]
     fn the_switch_holds_its_state_for_the_configured_dwell() {
-        let f = Fleet::new(quiet(), 5, 500);
+        let f = Fleet::new(quiet(), 5);
         let rs = generate(&f, 500, 400);
         let (mut off_runs, mut off_total) = (0u64, 0u64);
         for d in 0..500usize {
@@ -440,11 +514,10 @@ mod tests {
 
     #[test]
     fn anomaly_onsets_are_binomial_in_the_rate() {
-        let spec = FleetSpec {
-            anomaly_rate: 0.02,
-            ..FleetSpec::default()
-        };
-        let f = Fleet::new(spec, 11, 2000);
+        let spec = FleetSpec::with_simulator(|s| {
+            s.anomaly_rate = 0.02;
+        });
+        let f = Fleet::new(spec, 11);
         let rs = generate(&f, 2000, 100);
         let onsets = rs
             .iter()
@@ -477,11 +550,10 @@ mod tests {
 
     #[test]
     fn stuck_repeats_and_drift_ramps() {
-        let spec = FleetSpec {
-            anomaly_rate: 0.05,
-            ..FleetSpec::default()
-        };
-        let f = Fleet::new(spec, 2, 200);
+        let spec = FleetSpec::with_simulator(|s| {
+            s.anomaly_rate = 0.05;
+        });
+        let f = Fleet::new(spec, 2);
         let rs = generate(&f, 200, 300);
         let by_device = |d: u64| rs.iter().filter(move |r| r.device == d);
         let mut stuck_seen = false;
@@ -497,7 +569,7 @@ mod tests {
                         stuck_seen = true;
                     }
                     if same && a.kind == Kind::Drift && r.seq - a.since > 15 {
-                        drift_seen |= r.values[i] > f.spec.sensor(Sensor::ALL[i]).mean;
+                        drift_seen |= r.values[i] > f.spec.thresholds.sensor(Sensor::ALL[i]).mean;
                     }
                 }
                 prev = Some(r);
@@ -508,7 +580,7 @@ mod tests {
 
     #[test]
     fn no_current_flows_while_the_switch_is_off() {
-        let f = Fleet::new(FleetSpec::default(), 4, 500);
+        let f = Fleet::new(FleetSpec::default(), 4);
         let rs = generate(&f, 500, 200);
         let mut off = 0;
         for r in &rs {
@@ -526,13 +598,12 @@ mod tests {
     #[test]
     fn time_scale_shows_a_whole_day_of_temperature() {
         // 3 s samples at time scale 1200: one hour per reading, a day in 24 readings.
-        let spec = FleetSpec {
-            anomaly_rate: 0.0,
-            time_scale: 1200.0,
-            sample_interval: Duration::from_secs(3),
-            ..FleetSpec::default()
-        };
-        let f = Fleet::new(spec, 8, 2000);
+        let spec = FleetSpec::with_simulator(|s| {
+            s.anomaly_rate = 0.0;
+            s.time_scale = 1200.0;
+            s.sample_interval = crate::units::Dur(Duration::from_secs(3));
+        });
+        let f = Fleet::new(spec, 8);
         let rs = generate(&f, 2000, 24);
         let hourly: Vec<f64> = (0..24)
             .map(|h| {
@@ -554,7 +625,7 @@ mod tests {
 
     #[test]
     fn previous_status_chains_from_normal() {
-        let f = Fleet::new(FleetSpec::default(), 3, 50);
+        let f = Fleet::new(FleetSpec::default(), 3);
         let rs = generate(&f, 50, 200);
         for d in 0..50u64 {
             let mut last = [Status::Normal; 4];

@@ -1,12 +1,14 @@
 //! Settings that may change while a run is going: the target rate and the live part of
-//! the device model (thresholds, trends, anomalies, sample interval; see `reload`). The reloader publishes a new version; each worker notices it at its next
+//! the device model (thresholds, trends, anomalies, sample interval; see `reload`).
+//! The reloader publishes a new version; each worker notices it at its next
 //! batch boundary (or while it sleeps for the pacer) and applies it between two
 //! readings, so no reading is lost or repeated.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::device::FleetSpec;
+use crate::config::settings::Settings;
+use crate::model::FleetSpec;
 
 /// The live part of the configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +17,16 @@ pub struct LiveSettings {
     pub rate: Option<f64>,
     /// The device model; `FleetSpec::set_live` says which parts apply while running.
     pub fleet: FleetSpec,
+}
+
+impl LiveSettings {
+    /// The live part of `settings`.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            rate: settings.run.target_rate(),
+            fleet: settings.device.clone(),
+        }
+    }
 }
 
 /// Shared between the reloader (writer) and the workers (readers).

@@ -6,10 +6,10 @@
 use std::io::{BufWriter, Stdout, Write};
 use std::sync::Arc;
 
-use crate::batch::Batch;
+use crate::deliver::batch::Batch;
+use crate::deliver::stats::DeliveryStats;
+use crate::deliver::Sink;
 use crate::shutdown::Shutdown;
-use crate::sink::Sink;
-use crate::stats::DeliveryStats;
 
 pub struct StdoutSink {
     out: BufWriter<Stdout>,

@@ -18,7 +18,8 @@ use rdkafka::bindings as rd;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 
-use crate::batch::Messages;
+use crate::deliver::batch::Messages;
+use crate::error::Error;
 
 /// librdkafka's partitioner signature (`rd_kafka_msg_partitioner_*`).
 type PartitionerFn = unsafe extern "C" fn(
@@ -79,8 +80,8 @@ impl BatchProducer {
         topic: &str,
         partitioner: PartitionerFn,
         partition_count: i32,
-    ) -> Result<Self, String> {
-        let name = CString::new(topic).map_err(|e| e.to_string())?;
+    ) -> Result<Self, Error> {
+        let name = CString::new(topic).map_err(|_| Error::TopicHandle(topic.to_owned()))?;
         // SAFETY: the producer handle is valid for the producer's lifetime, which
         // outlives this handle (see `KafkaSink`'s field order).
         let rkt = unsafe {
@@ -91,9 +92,7 @@ impl BatchProducer {
             )
         };
         if rkt.is_null() {
-            return Err(format!(
-                "librdkafka could not create a handle for topic '{topic}'"
-            ));
+            return Err(Error::TopicHandle(topic.to_owned()));
         }
         let n = partition_count.max(1) as usize;
         Ok(Self {

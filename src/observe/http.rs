@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use tiny_http::{Header, Request, Response, Server};
 
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// The running listeners; `stop` (or drop) shuts them down.
@@ -65,10 +65,10 @@ pub fn start(
         servers: Vec::new(),
     };
     for (address, key, routes) in listeners {
-        let server = Server::http(address).map_err(|e| Error::Listen {
+        let server = Server::http(address).map_err(|source| Error::Listen {
             key,
             address,
-            reason: e.to_string(),
+            source,
         })?;
         let server = Arc::new(server);
         let bound = server

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Select, TryRecvError};
 
-use crate::handoff::DeliverySide;
+use crate::deliver::handoff::DeliverySide;
+use crate::deliver::Sink;
 use crate::shutdown::Shutdown;
-use crate::sink::Sink;
 
 /// How long an idle pass waits for a batch before polling the sink again. Bounds how
 /// late a delivery callback is served when no batches arrive.

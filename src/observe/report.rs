@@ -2,10 +2,17 @@
 //! `kafka-producer-perf-test`, plus the machine-readable JSON summary.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::config::{Run, SinkKind};
+use crate::deliver::stats::DeliveryStats;
+use crate::error::Error;
+use crate::generate::live::Live;
+use crate::generate::stats::Generated;
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -80,6 +87,96 @@ impl Summary {
     pub fn is_balanced(&self) -> bool {
         self.messages_sent == self.messages_delivered + self.messages_failed
             && self.alerts_sent == self.alerts_delivered + self.alerts_failed
+    }
+}
+
+/// What a finished run counted, to build its summary from.
+pub struct Finished<'a> {
+    pub run: &'a Run,
+    pub generated: Generated,
+    pub deliveries: &'a DeliveryStats,
+    pub live: &'a Live,
+    pub elapsed: Duration,
+    /// Worker threads that ran.
+    pub cores: usize,
+    pub stop_reason: Option<String>,
+}
+
+impl Summary {
+    /// The summary of a finished run. Readings the workers could not hand over count
+    /// as failed ("lost at handoff").
+    pub fn collect(f: Finished<'_>) -> Self {
+        let g = f.generated;
+        let summary = f.deliveries.with(|d| {
+            let mut errors = d.errors.clone();
+            if g.lost > 0 {
+                *errors.entry("lost at handoff".into()).or_default() += g.lost;
+            }
+            let (msgs_per_sec, mb_per_sec) = rates(d.delivered, d.bytes_delivered, f.elapsed);
+            Summary {
+                messages_sent: g.messages,
+                messages_delivered: d.delivered,
+                messages_failed: d.failed + g.lost,
+                bytes: d.bytes_delivered,
+                elapsed_s: f.elapsed.as_secs_f64(),
+                msgs_per_sec,
+                mb_per_sec,
+                latency_ms: Latency::from_us(&d.latency),
+                devices: f.run.devices(),
+                cores: f.cores,
+                seed: f.run.seed,
+                sink: f.run.sink.name().into(),
+                blocked_s: g.blocked_ns as f64 / 1e9,
+                stop_reason: f.stop_reason,
+                config_reloads: f.live.reloads.load(Relaxed),
+                config_reload_failures: f.live.reload_failures.load(Relaxed),
+                alerts_sent: g.alerts,
+                alerts_delivered: d.alerts_delivered,
+                alerts_failed: d.alerts_failed,
+                errors,
+            }
+        });
+        if !summary.is_balanced() {
+            log::error!(
+                "accounting mismatch: {} sent but {} delivered + {} failed; alerts: {} sent but {} delivered + {} failed",
+                summary.messages_sent,
+                summary.messages_delivered,
+                summary.messages_failed,
+                summary.alerts_sent,
+                summary.alerts_delivered,
+                summary.alerts_failed
+            );
+        }
+        summary
+    }
+
+    /// Prints the summary line, the failure reasons and, with `json`, the JSON summary
+    /// (on stdout, or on stderr when stdout carries the readings).
+    pub fn print(&self, json: bool, sink: SinkKind) {
+        eprintln!("{}", summary_line(self));
+        for (reason, n) in &self.errors {
+            eprintln!("  {n} failed: {reason}");
+        }
+        if json {
+            let line = serde_json::to_string(self).expect("summary serialises");
+            if sink == SinkKind::Stdout {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }
+
+    /// `Ok` when every reading and alert was delivered and the counts balance.
+    pub fn outcome(&self) -> Result<(), Error> {
+        if self.messages_failed > 0 || self.alerts_failed > 0 || !self.is_balanced() {
+            Err(Error::Undelivered {
+                readings: self.messages_failed,
+                alerts: self.alerts_failed,
+            })
+        } else {
+            Ok(())
+        }
     }
 }
 

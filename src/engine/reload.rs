@@ -18,10 +18,9 @@ use crossbeam_channel::{unbounded, Receiver};
 use notify::{EventKind, RecursiveMode, Watcher};
 use yaml_serde::Value;
 
-use crate::engine::live_settings;
+use crate::config::settings::Settings;
 use crate::error::{ConfigError, Error};
-use crate::live::Live;
-use crate::settings::Settings;
+use crate::generate::live::{Live, LiveSettings};
 use crate::shutdown::Shutdown;
 
 /// Setting paths that may change while running (prefixes).
@@ -75,9 +74,9 @@ pub fn spawn(
         .map_err(Error::Signals)?;
     let (events, watcher) = match &file {
         Some(f) => {
-            let (rx, w) = watch(f).map_err(|e| Error::Watch {
+            let (rx, w) = watch(f).map_err(|source| Error::Watch {
                 path: f.display().to_string(),
-                reason: e.to_string(),
+                source,
             })?;
             (Some(rx), Some(w))
         }
@@ -164,7 +163,7 @@ fn reload(
     set_log_level: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<(Settings, Vec<String>), String> {
     let next = rebuild().map_err(|e| e.to_string())?;
-    let config = next.to_config().map_err(|e| e.to_string())?;
+    next.validate().map_err(|e| e.to_string())?;
     let changes = diff(current, &next);
     let restart: Vec<&str> = changes
         .iter()
@@ -180,7 +179,7 @@ fn reload(
     if next.log.level != current.log.level {
         set_log_level(&next.log.level).map_err(|e| format!("log.level: {e}"))?;
     }
-    live.publish(live_settings(&config));
+    live.publish(LiveSettings::of(&next));
     Ok((
         next,
         changes
@@ -236,14 +235,10 @@ fn diff_values(a: &Value, b: &Value, path: &str, out: &mut Vec<(String, String)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::FleetSpec;
-    use crate::live::LiveSettings;
+    use crate::units::{Count, Dur, Rate, Time};
 
     fn live() -> Live {
-        Live::new(LiveSettings {
-            rate: None,
-            fleet: FleetSpec::default(),
-        })
+        Live::new(LiveSettings::of(&Settings::default()))
     }
 
     fn rebuild_to(s: Settings) -> Rebuild {
@@ -257,20 +252,20 @@ mod tests {
         let ok_log = |_: &str| Ok(());
 
         let mut faster = current.clone();
-        faster.run.rate = Some(crate::settings::Count(5000));
+        faster.run.rate = Some(Rate(5000.0));
         faster.device.thresholds.current.warning = 4.0;
         let (next, changes) = reload(&rebuild_to(faster), &current, &l, &ok_log).unwrap();
-        assert_eq!(next.run.rate.unwrap().0, 5000);
+        assert_eq!(next.run.rate.unwrap().0, 5000.0);
         assert!(
             changes.iter().any(|c| c.starts_with("run.rate")),
             "{changes:?}"
         );
         let (published, version) = l.get();
         assert_eq!((published.rate, version), (Some(5000.0), 1));
-        assert_eq!(published.fleet.current.warning, 4.0);
+        assert_eq!(published.fleet.thresholds.current.warning, 4.0);
 
         let mut bigger = current.clone();
-        bigger.device.simulator.device_count = crate::settings::Count(5);
+        bigger.device.simulator.device_count = Count(5);
         let err = reload(&rebuild_to(bigger), &current, &l, &ok_log).unwrap_err();
         assert!(err.contains("device.simulator.device_count"), "{err}");
         assert!(err.contains("restart"), "{err}");
@@ -297,19 +292,23 @@ mod tests {
         let sim = &mut next.device.simulator;
         sim.anomaly_rate = 0.2;
         sim.trend_strength = 2.5;
-        sim.sample_interval = crate::settings::Dur(Duration::from_secs(60));
+        sim.sample_interval = Dur(Duration::from_secs(60));
         sim.anomaly_weights.stuck = 3.0;
         next.device.thresholds.temperature.sd = 7.0;
         reload(&rebuild_to(next), &current, &l, &ok_log).unwrap();
         let (published, _) = l.get();
-        let f = &published.fleet;
+        let f = &published.fleet.simulator;
         assert_eq!((f.anomaly_rate, f.trend_strength), (0.2, 2.5));
-        assert_eq!(f.sample_interval, Duration::from_secs(60));
+        assert_eq!(f.sample_interval.0, Duration::from_secs(60));
         assert_eq!(f.anomaly_weights.stuck, 3.0);
-        assert_eq!(f.temperature.sd, 7.0);
+        assert_eq!(published.fleet.thresholds.temperature.sd, 7.0);
 
         for change in [
-            |s: &mut Settings| s.device.simulator.start_time = "2030-01-01T00:00:00Z".into(),
+            |s: &mut Settings| {
+                s.device.simulator.start_time = Time {
+                    unix_s: 1_893_456_000,
+                }
+            },
             |s: &mut Settings| s.device.simulator.rooms_per_floor = 3,
             |s: &mut Settings| s.kafka.topics.alerts = "other".into(),
         ] {

@@ -1,18 +1,24 @@
-//! Destinations for batches: Kafka (a real cluster or the embedded mock), stdout, null.
+//! Delivery: the batch (the unit handed over), the SPSC hand-off from each worker, the
+//! delivery thread, and the sinks it drains into: Kafka (a real cluster or the embedded
+//! mock), stdout, null.
 //!
-//! A sink is owned by the delivery thread. It records every message it is handed as
-//! delivered or failed in `DeliveryStats`, so nothing is lost silently.
+//! This stage is payload-agnostic: it moves keyed byte strings and knows nothing of how
+//! readings are made. A sink is owned by the delivery thread and records every message
+//! it is handed as delivered or failed in `DeliveryStats`, so nothing is lost silently.
 
+pub mod batch;
+pub mod handoff;
 pub mod kafka;
-pub mod produce_batch;
+pub mod stats;
 pub mod stdout;
+pub mod thread;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::batch::Batch;
+use crate::deliver::batch::Batch;
+use crate::deliver::stats::DeliveryStats;
 use crate::shutdown::Shutdown;
-use crate::stats::DeliveryStats;
 
 pub trait Sink: Send {
     /// Hands every message of `batch` on. Outcomes known at once are recorded now,

@@ -1,19 +1,20 @@
 //! Encodes a reading as one JSON object, straight into a reused byte buffer.
 //!
-//! Runs per message: it only appends to the caller's `Vec<u8>`, which has its capacity
+//! The encoder knows the message layout and the fleet's labels, not the model: a
+//! `Reading` carries everything a message says. Runs per message: it only appends to the caller's `Vec<u8>`, which has its capacity
 //! reserved up front, so it does not allocate. Configured strings (building labels,
 //! models, firmware) are escaped once at startup with serde_json and copied verbatim.
 //! The layouts are fixed; `docs/schema/reading.schema.json` and
 //! `docs/schema/alert.schema.json` describe them.
 
-use crate::batch::Shape;
-use crate::device::{round_int, Fleet, FleetSpec, Sensor, Status};
-use crate::simulate::Reading;
+use crate::deliver::batch::Shape;
+use crate::model::{round_int, Fleet, Reading, Sensor, SensorSpec, Status};
 
-/// Writes readings and keys for one fleet.
+/// Writes readings, alerts and keys for one fleet.
 #[derive(Debug, Clone)]
 pub struct Encoder {
-    fleet: Fleet,
+    /// Digits in a device id (`device_000042`), the same for every id in a run.
+    id_width: usize,
     buildings: Vec<Box<[u8]>>,
     models: Vec<Box<[u8]>>,
     firmwares: Vec<Box<[u8]>>,
@@ -30,23 +31,15 @@ fn escaped(list: &[String]) -> Vec<Box<[u8]>> {
 }
 
 impl Encoder {
-    pub fn new(fleet: Fleet) -> Self {
+    /// An encoder for `fleet`'s labels and id width, which cannot change while running.
+    pub fn new(fleet: &Fleet) -> Self {
+        let s = &fleet.spec.simulator;
         Self {
-            buildings: escaped(&fleet.spec.buildings),
-            models: escaped(&fleet.spec.models),
-            firmwares: escaped(&fleet.spec.firmwares),
-            fleet,
+            id_width: fleet.id_width,
+            buildings: escaped(&s.buildings),
+            models: escaped(&s.models),
+            firmwares: escaped(&s.firmwares),
         }
-    }
-
-    pub fn fleet(&self) -> &Fleet {
-        &self.fleet
-    }
-
-    /// Takes the live part of `spec` (a reload); the escaped label tables stay, since
-    /// labels cannot change while running.
-    pub fn set_live(&mut self, spec: &FleetSpec) {
-        self.fleet.set_live(spec);
     }
 
     /// An upper bound on the length of one encoded reading, used to size batch buffers
@@ -55,7 +48,7 @@ impl Encoder {
         let longest = |l: &[Box<[u8]>]| l.iter().map(|s| s.len()).max().unwrap_or(0);
         // Fixed text and field names take 370 bytes, an anomaly label 80; each number
         // is at most 24 bytes.
-        480 + self.fleet.id_width
+        480 + self.id_width
             + longest(&self.buildings)
             + 21 // "-" and a building cycle number
             + longest(&self.models)
@@ -66,7 +59,7 @@ impl Encoder {
     /// An upper bound on the length of one encoded alert.
     pub fn max_alert_len(&self) -> usize {
         // Field names and the longest level, sensor and anomaly names: under 200 bytes.
-        200 + self.fleet.id_width + 5 * 24
+        200 + self.id_width + 5 * 24
     }
 
     /// Buffer sizes for batches of `capacity` readings, with room for alerts if `alerts`.
@@ -81,14 +74,14 @@ impl Encoder {
 
     /// Length of every key in this fleet.
     pub fn max_key(&self) -> usize {
-        "device_".len() + self.fleet.id_width
+        "device_".len() + self.id_width
     }
 
     /// The Kafka key of a device: its `device_id`, e.g. `device_000042`.
     #[inline]
     pub fn write_key(&self, device: u64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"device_");
-        write_padded(out, device, self.fleet.id_width);
+        write_padded(out, device, self.id_width);
     }
 
     /// Appends the JSON object of `r` to `out`.
@@ -101,7 +94,7 @@ impl Encoder {
         out.extend_from_slice(b",\"timestamp\":");
         write_i64(out, r.timestamp_ms);
 
-        let loc = self.fleet.location(r.device);
+        let loc = r.location;
         out.extend_from_slice(b",\"location\":{\"building\":");
         let label = &self.buildings[loc.building];
         if loc.building_cycle == 0 {
@@ -131,7 +124,7 @@ impl Encoder {
         });
         analog(out, r, Sensor::Current);
 
-        let id = self.fleet.identity(r.device);
+        let id = r.identity;
         out.extend_from_slice(b"},\"device_info\":{\"model\":");
         out.extend_from_slice(&self.models[id.model]);
         out.extend_from_slice(b",\"firmware\":");
@@ -153,12 +146,12 @@ impl Encoder {
         out.push(b'}');
     }
 
-    /// Appends the alert for `sensor`'s status change in `r` to `out`.
+    /// Appends the alert for `sensor`'s status change in `r` to `out`; `spec` is the
+    /// sensor's (live) thresholds.
     #[inline]
-    pub fn encode_alert(&self, r: &Reading, sensor: Sensor, out: &mut Vec<u8>) {
+    pub fn encode_alert(&self, r: &Reading, sensor: Sensor, spec: &SensorSpec, out: &mut Vec<u8>) {
         let i = sensor as usize;
         let (level, previous) = (r.status[i], r.previous[i]);
-        let spec = self.fleet.spec.sensor(sensor);
         out.extend_from_slice(b"{\"device_id\":\"");
         self.write_key(r.device, out);
         out.extend_from_slice(b"\",\"sensor\":\"");
@@ -254,6 +247,7 @@ pub fn write_fixed2(out: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FleetSpec;
     use serde_json::Value;
 
     fn fixed(v: f64) -> String {
@@ -279,8 +273,8 @@ mod tests {
 
     #[test]
     fn encodes_the_documented_layout() {
-        let fleet = Fleet::new(FleetSpec::default(), 5, 1000);
-        let enc = Encoder::new(fleet.clone());
+        let fleet = Fleet::new(FleetSpec::default(), 5);
+        let enc = Encoder::new(&fleet);
         let mut st = fleet.init_state(42);
         let r = fleet.step(
             &mut st,

@@ -7,7 +7,7 @@
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
-use crate::batch::{Batch, Shape};
+use crate::deliver::batch::{Batch, Shape};
 
 /// The worker's end: takes empty batches, ships full ones.
 pub struct WorkerSide {

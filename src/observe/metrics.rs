@@ -13,8 +13,9 @@ use prometheus::core::Collector;
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 use prometheus::{Counter, Encoder, Gauge, IntCounter, IntGauge, Registry, TextEncoder};
 
-use crate::live::Live;
-use crate::stats::{DeliveryStats, Generated, WorkerStats};
+use crate::deliver::stats::DeliveryStats;
+use crate::generate::live::Live;
+use crate::generate::stats::{Generated, WorkerStats};
 
 /// Where a scrape reads from.
 pub struct Sources {
@@ -188,8 +189,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::FleetSpec;
-    use crate::live::LiveSettings;
+    use crate::generate::live::LiveSettings;
+    use crate::model::FleetSpec;
 
     #[test]
     fn a_scrape_reports_the_counters_as_they_are() {

@@ -1,4 +1,5 @@
 //! Produces batches to Kafka with one rdkafka `BaseProducer`, owned by the delivery thread.
+//! `settings` declares the `kafka:` section of the configuration.
 //!
 //! Batches are enqueued by `produce_batch` (one librdkafka call per partition group);
 //! librdkafka copies keys and payloads (`RD_KAFKA_MSG_F_COPY`), so a batch can be
@@ -7,41 +8,25 @@
 //! flushes, because dropping a producer purges its queue; whatever is still queued
 //! after the flush timeout is purged and its delivery reports count it as failed.
 
+pub mod produce_batch;
+pub mod settings;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
-use crate::batch::Batch;
-use crate::config::KafkaConfig;
-use crate::error::Error;
-use crate::settings::ProducerSettings;
+use crate::deliver::batch::Batch;
+use crate::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
+use crate::deliver::kafka::settings::KafkaSettings;
+use crate::deliver::stats::DeliveryStats;
+use crate::deliver::Sink;
+use crate::error::{Error, TopicCreate, Unreachable};
 use crate::shutdown::Shutdown;
-use crate::sink::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
-use crate::sink::Sink;
-use crate::stats::DeliveryStats;
-
-/// Our librdkafka defaults that have no setting of their own, tuned for throughput.
-/// The others (linger, batch.num.messages, ...) are `settings::ProducerSettings`'s
-/// defaults. `kafka.librdkafka` and `-X` override any of them.
-pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
-    ("batch.size", "1000000"),
-    // Bound librdkafka's queue to 32 MiB (about 65k readings). The 1 GiB default lets a
-    // slow cluster balloon the process, and a full queue only adds latency: against
-    // the mock, 128 MiB and 32 MiB give the same throughput but p99 ack latency of
-    // ~300 ms and ~120 ms, and 8 MiB starts to starve the broker thread. A full queue
-    // pushes back (QueueFull) to the delivery thread and from there to the workers.
-    // 32 MiB still holds 60 ms at 500 MB/s, ample for linger plus a real network's RTT.
-    ("queue.buffering.max.kbytes", "32768"),
-    // Java's default for keyed records: a device lands in the same partition as it would
-    // from a Java producer, so pipelines mixing clients agree on placement.
-    ("partitioner", "murmur2_random"),
-];
 
 /// How long to serve delivery reports when librdkafka's queue is full before retrying.
 const QUEUE_FULL_POLL: Duration = Duration::from_micros(200);
@@ -126,46 +111,17 @@ pub struct Opened {
     pub mock: Option<MockGuard>,
 }
 
-/// Builds the producer config: our defaults, then the configured properties on top.
-pub fn client_config(brokers: &str, k: &KafkaConfig) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers);
-    for (key, value) in PRODUCER_DEFAULTS {
-        cfg.set(*key, *value);
-    }
-    for (key, value) in ProducerSettings::default().properties() {
-        cfg.set(key, value);
-    }
-    for (key, value) in &k.properties {
-        cfg.set(key, value);
-    }
-    cfg
-}
-
-/// Checks the producer properties with librdkafka itself, without creating a client,
-/// so a property it rejects is reported with librdkafka's own message.
-pub fn check_properties(k: &KafkaConfig) -> Result<(), Error> {
-    client_config(k.brokers.as_deref().unwrap_or("127.0.0.1:9092"), k)
-        .create_native_config()
-        .map(|_| ())
-        .map_err(|e| Error::Producer(e.to_string()))
-}
-
 /// Connects (or starts the embedded mock), makes sure the topic exists and creates the producer.
-pub fn open(
-    k: &KafkaConfig,
-    stats: Arc<DeliveryStats>,
-    flush_grace: Duration,
-) -> Result<Opened, Error> {
-    let (brokers, mock, description) = match &k.brokers {
+pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Error> {
+    let (brokers, mock, description) = match k.bootstrap() {
         Some(b) => (b.clone(), None, format!("Kafka at {b}")),
         None => {
-            let mock = MockCluster::new(1).map_err(|e| Error::MockCluster(e.to_string()))?;
+            let mock = MockCluster::new(1).map_err(Error::MockCluster)?;
             for topic in k.topics() {
                 mock.create_topic(topic, k.partitions, 1)
                     .map_err(|e| Error::TopicCreate {
                         topic: topic.to_owned(),
-                        reason: e.to_string(),
+                        source: TopicCreate::Client(e),
                     })?;
             }
             let b = mock.bootstrap_servers();
@@ -178,24 +134,21 @@ pub fn open(
         }
     };
     let epoch = Instant::now();
-    let config = client_config(&brokers, k);
+    let config = k.client_config(&brokers)?;
     let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(DeliveryContext::new(Arc::clone(&stats), epoch))
-        .map_err(|e| Error::Producer(e.to_string()))?;
+        .map_err(Error::Producer)?;
 
     // Always set (PRODUCER_DEFAULTS or -X); librdkafka validated the name above.
     let name = config.get("partitioner").unwrap_or("consistent_random");
-    let partitioner = partitioner_by_name(name).ok_or_else(|| {
-        Error::Producer(format!(
-            "partitioner '{name}' is not one of librdkafka's built-in partitioners"
-        ))
-    })?;
+    let partitioner =
+        partitioner_by_name(name).ok_or_else(|| Error::Partitioner(name.to_owned()))?;
     let handle = |topic: &str| -> Result<BatchProducer, Error> {
         let partitions = ensure_topic(&producer, &brokers, k, topic)?;
-        BatchProducer::new(&producer, topic, partitioner, partitions).map_err(Error::Producer)
+        BatchProducer::new(&producer, topic, partitioner, partitions)
     };
-    let batches = handle(&k.topic)?;
-    let alerts = k.alerts_topic.as_deref().map(handle).transpose()?;
+    let batches = handle(&k.topics.device_data)?;
+    let alerts = k.alerts_topic().map(handle).transpose()?;
     Ok(Opened {
         sink: KafkaSink {
             batches,
@@ -203,7 +156,7 @@ pub fn open(
             producer,
             epoch,
             stats,
-            flush_grace,
+            flush_grace: k.flush_timeout.0,
         },
         description,
         mock,
@@ -215,20 +168,20 @@ pub fn open(
 fn ensure_topic(
     producer: &BaseProducer<DeliveryContext>,
     brokers: &str,
-    k: &KafkaConfig,
+    k: &KafkaSettings,
     topic: &str,
 ) -> Result<i32, Error> {
-    let unreachable = |reason: String| Error::Unreachable {
+    let unreachable = |source: Unreachable| Error::Unreachable {
         brokers: brokers.to_owned(),
-        timeout: k.connect_timeout,
-        reason,
+        timeout: k.connect_timeout.0,
+        source,
     };
     let md = producer
         .client()
-        .fetch_metadata(None, k.connect_timeout)
-        .map_err(|e| unreachable(e.to_string()))?;
+        .fetch_metadata(None, k.connect_timeout.0)
+        .map_err(|e| unreachable(Unreachable::Metadata(e)))?;
     if md.brokers().is_empty() {
-        return Err(unreachable("the cluster reported no brokers".into()));
+        return Err(unreachable(Unreachable::NoBrokers));
     }
     let existing = md
         .topics()
@@ -247,28 +200,29 @@ fn ensure_topic(
     Ok(k.partitions)
 }
 
-fn create_topic(brokers: &str, k: &KafkaConfig, name: &str) -> Result<(), Error> {
-    let fail = |reason: String| Error::TopicCreate {
+fn create_topic(brokers: &str, k: &KafkaSettings, name: &str) -> Result<(), Error> {
+    let fail = |source: TopicCreate| Error::TopicCreate {
         topic: name.to_owned(),
-        reason,
+        source,
     };
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers, k)
+    let admin: AdminClient<DefaultClientContext> = k
+        .client_config(brokers)?
         .create()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(TopicCreate::Client(e)))?;
     let topic = NewTopic::new(
         name,
         k.partitions,
         TopicReplication::Fixed(k.replication_factor),
     );
     let opts = AdminOptions::new()
-        .operation_timeout(Some(k.connect_timeout))
-        .request_timeout(Some(k.connect_timeout));
+        .operation_timeout(Some(k.connect_timeout.0))
+        .request_timeout(Some(k.connect_timeout.0));
     let results = futures_executor::block_on(admin.create_topics([&topic], &opts))
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(TopicCreate::Client(e)))?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(fail(code.to_string())),
+            Err((_, code)) => return Err(fail(TopicCreate::Broker(code))),
         }
     }
     log::info!("created topic '{name}' with {} partitions", k.partitions);

@@ -1,0 +1,221 @@
+//! The declaration of every setting: one field each, with its doc comment (the help
+//! text of its flag and of `config default`), its default (the `Default` impls, the only
+//! place defaults live) and its bounds (`validate`, beside it). The file, environment and
+//! flag layers (`layers`, `flags`) are derived from this tree; nothing copies it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::deliver::kafka::settings::KafkaSettings;
+use crate::error::ConfigError;
+use crate::model::FleetSpec;
+use crate::units::{in_range, Count, Dur, Rate};
+
+/// Upper bound of `run.rate`: far beyond what one process can produce.
+pub const MAX_RATE: f64 = 1e9;
+
+/// Everything a run can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Kafka connection, topic and producer.
+    pub kafka: KafkaSettings,
+    /// The simulated fleet.
+    pub device: FleetSpec,
+    /// How fast and how long to run.
+    pub run: RunSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsSettings,
+    /// The health endpoints.
+    pub http: HttpSettings,
+}
+
+/// How fast and how long to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Total messages per second, up to 1e9 (`50k` accepted); 0 or null is as fast as
+    /// possible.
+    pub rate: Option<Rate>,
+    /// Stop after this long (e.g. 30s, 5m); null runs until stopped.
+    pub duration: Option<Dur>,
+    /// Stop after this many readings in total; null runs until stopped.
+    pub messages: Option<Count>,
+    /// Seed of all readings; null picks one at random and prints it.
+    pub seed: Option<u64>,
+    /// This process's slice of the fleet, 0 to instance_count - 1: instances with the
+    /// same settings and seed split the devices into disjoint contiguous ranges.
+    pub instance_index: u64,
+    /// How many processes share the fleet, 1 to the device count. Devices, messages and
+    /// rate describe the whole fleet; each instance produces its share.
+    pub instance_count: u64,
+    /// Interval between progress lines, at least 100ms.
+    pub report_interval: Dur,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            rate: None,
+            duration: None,
+            messages: None,
+            seed: None,
+            instance_index: 0,
+            instance_count: 1,
+            report_interval: Dur(std::time::Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// off, error, warn, info, debug or trace. RUST_LOG, when set, takes precedence.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+/// The Prometheus metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// IP:port to serve `/metrics` on (e.g. 0.0.0.0:9090); null serves nothing. Port 0
+    /// picks a free port and logs it.
+    pub address: Option<String>,
+}
+
+/// The health endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// IP:port to serve `/healthz` (alive) and `/readyz` (producing) on (e.g.
+    /// 0.0.0.0:8080); null serves nothing. May equal metrics.address.
+    pub address: Option<String>,
+}
+
+impl MetricsSettings {
+    /// `address`, parsed.
+    pub fn socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        socket_address("metrics.address", &self.address)
+    }
+}
+
+impl HttpSettings {
+    /// `address`, parsed.
+    pub fn socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        socket_address("http.address", &self.address)
+    }
+}
+
+/// The `log` filter for a `log.level` value.
+pub fn log_level(level: &str) -> Option<log::LevelFilter> {
+    level.trim().parse().ok()
+}
+
+/// Parses an optional `IP:port` setting.
+pub fn socket_address(
+    key: &str,
+    value: &Option<String>,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    key,
+                    format!("must be IP:port such as 0.0.0.0:9090, got '{v}'"),
+                )
+            })
+        })
+        .transpose()
+}
+
+impl Settings {
+    /// Checks every rule that one field's type cannot: bounds and cross-field rules.
+    /// The error names the setting's path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.device.validate()?;
+        self.kafka.validate()?;
+        self.run.validate(self.device.devices())?;
+        if log_level(&self.log.level).is_none() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!(
+                    "must be off, error, warn, info, debug or trace, got '{}'",
+                    self.log.level
+                ),
+            ));
+        }
+        self.metrics.socket()?;
+        self.http.socket()?;
+        Ok(())
+    }
+
+    /// The effective settings as YAML, secrets shown as `***`.
+    pub fn to_yaml(&self) -> String {
+        yaml_serde::to_string(self).expect("settings serialise")
+    }
+}
+
+impl RunSettings {
+    fn validate(&self, devices: u64) -> Result<(), ConfigError> {
+        if let Some(Rate(rate)) = self.rate {
+            if !rate.is_finite() || !(0.0..=MAX_RATE).contains(&rate) {
+                return Err(ConfigError::new(
+                    "run.rate",
+                    format!("must be between 0 and {MAX_RATE} messages per second, got {rate}"),
+                ));
+            }
+        }
+        if self.messages == Some(Count(0)) {
+            return Err(ConfigError::new(
+                "run.messages",
+                "must be at least 1, got 0",
+            ));
+        }
+        if self.duration.is_some_and(|d| d.0.is_zero()) {
+            return Err(ConfigError::new("run.duration", "must be greater than 0"));
+        }
+        in_range("run.instance_count", self.instance_count, 1, devices).map_err(|mut e| {
+            e.message = format!(
+                "must be between 1 and the device count ({devices}), got {}",
+                self.instance_count
+            );
+            e
+        })?;
+        if self.instance_index >= self.instance_count {
+            return Err(ConfigError::new(
+                "run.instance_index",
+                format!(
+                    "must be below run.instance_count ({}), got {}",
+                    self.instance_count, self.instance_index
+                ),
+            ));
+        }
+        if self.report_interval.0 < std::time::Duration::from_millis(100) {
+            return Err(ConfigError::new(
+                "run.report_interval",
+                format!(
+                    "must be at least 100ms, got {}",
+                    humantime::format_duration(self.report_interval.0)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The target rate, `None` when unlimited (0 or unset).
+    pub fn target_rate(&self) -> Option<f64> {
+        self.rate.map(|r| r.0).filter(|r| *r > 0.0)
+    }
+}

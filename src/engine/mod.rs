@@ -1,0 +1,297 @@
+//! Wires the stages of a run together: configuration → generator threads (`generate`)
+//! → hand-off and delivery thread (`deliver`) → progress, endpoints and summary
+//! (`observe`). Nothing here runs per message.
+//!
+//! [`execute`] is the binary's whole job; [`run`] and [`run_live`] are the library's
+//! entry points for one run. `reload` watches the configuration while a run goes on.
+
+pub mod reload;
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crate::config::flags::Command;
+use crate::config::settings::log_level;
+use crate::config::{command, Invocation, Run, SinkKind, BATCH_LINGER};
+use crate::deliver::kafka::{self, MockGuard};
+use crate::deliver::stats::DeliveryStats;
+use crate::deliver::stdout::StdoutSink;
+use crate::deliver::{handoff, thread as delivery, NullSink, Sink};
+use crate::error::Error;
+use crate::generate::live::{Live, LiveSettings};
+use crate::generate::stats::{Generated, WorkerStats};
+use crate::generate::topology::{self, Plan, Quota};
+use crate::generate::worker::Worker;
+use crate::model::Fleet;
+use crate::observe::http::{self, Endpoints};
+use crate::observe::logging;
+use crate::observe::metrics::{Metrics, Sources};
+use crate::observe::progress::{self, Watched};
+use crate::observe::report::{Finished, Summary};
+use crate::shutdown::Shutdown;
+use reload::Rebuild;
+
+/// Runs what the command line asks for: a `config` subcommand, or a run with its
+/// logging, signal handling and hot reload, printing the summary at the end.
+pub fn execute(invocation: Invocation) -> Result<(), Error> {
+    if let Some(Command::Config(c)) = invocation.command {
+        return command::run(c);
+    }
+    // The environment is read once: a reload re-applies this snapshot, so only the file
+    // can change a running configuration.
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (run, settings, warnings) = invocation.to_run(env.clone())?;
+    logging::init(log_level(&settings.log.level).unwrap_or(log::LevelFilter::Info));
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    let shutdown = Shutdown::new();
+    shutdown.install_signal_handlers().map_err(Error::Signals)?;
+    let live = Arc::new(Live::new(LiveSettings::of(&run.settings)));
+    let (file, json) = (invocation.run.config.clone(), invocation.run.json);
+    let rebuild: Rebuild = Box::new(move || invocation.settings(env.clone()).map(|(s, _)| s));
+    let reloader = reload::spawn(
+        file,
+        rebuild,
+        settings,
+        Arc::clone(&live),
+        Arc::clone(&shutdown),
+        Box::new(logging::set_level),
+    )?;
+    let result = run_live(&run, Arc::clone(&shutdown), live);
+    shutdown.request("run finished");
+    reloader.join();
+    let summary = result?;
+    summary.print(json, run.sink);
+    summary.outcome()
+}
+
+/// Runs to completion and returns the summary. Progress lines go to stderr unless
+/// `run.quiet`. Stops early when `shutdown` is requested.
+pub fn run(run: &Run, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
+    run_live(
+        run,
+        shutdown,
+        Arc::new(Live::new(LiveSettings::of(&run.settings))),
+    )
+}
+
+/// Like [`run`], with rate and model settings taken from `live`, which may change while
+/// the run goes on (see `config::reload`).
+pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<Summary, Error> {
+    let instance = topology::instance_devices(run);
+    let plan = plan(run, &instance);
+    let deliveries = Arc::new(DeliveryStats::default());
+    let (sink, _mock) = open_sink(run, &deliveries)?;
+    if run.seed_was_random {
+        log::info!(
+            "seed {} (pass --seed {} to repeat this run)",
+            run.seed,
+            run.seed
+        );
+    }
+    let started = Instant::now();
+    let workers = start_workers(run, &plan, &live, &shutdown)?;
+    let mut endpoints =
+        match start_endpoints(run, &workers, &deliveries, &live, &shutdown, &instance) {
+            Ok(e) => e,
+            Err(e) => {
+                // Workers are running: stop them cleanly before reporting the error.
+                shutdown.request("could not start the HTTP endpoints");
+                workers.join()?;
+                return Err(e);
+            }
+        };
+    let delivery = {
+        let (shutdown, flush) = (Arc::clone(&shutdown), run.settings.kafka.flush_timeout.0);
+        let sides = workers.sides;
+        spawn("iotblast-delivery".into(), move || {
+            delivery::run(sink, sides, flush, shutdown)
+        })?
+    };
+    let watched = Watched {
+        workers: &workers.stats,
+        deliveries: &deliveries,
+        shutdown: &shutdown,
+    };
+    progress::until_done(run, started, &watched, &delivery);
+    let stats = workers.stats.clone();
+    Workers {
+        sides: Vec::new(),
+        ..workers
+    }
+    .join()?;
+    delivery
+        .join()
+        .map_err(|_| Error::Panicked("iotblast-delivery".into()))?;
+    let elapsed = started.elapsed();
+    if let Some(e) = endpoints.as_mut() {
+        e.stop();
+    }
+    Ok(Summary::collect(Finished {
+        run,
+        generated: Generated::sum(&stats),
+        deliveries: &deliveries,
+        live: &live,
+        elapsed,
+        cores: plan.workers.len(),
+        stop_reason: shutdown.reason(),
+    }))
+}
+
+/// Splits this instance's devices over the worker threads and cores, logging how.
+fn plan(run: &Run, instance: &Range<u64>) -> Plan {
+    let core_ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let r = &run.settings.run;
+    if r.instance_count > 1 {
+        log::info!(
+            "instance {} of {}: devices {}..{} of {}",
+            r.instance_index,
+            r.instance_count,
+            instance.start,
+            instance.end,
+            run.devices()
+        );
+    }
+    let plan = topology::plan(instance.clone(), run.cores, &core_ids);
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+    plan
+}
+
+/// Opens the sink the run asked for. The mock cluster, if one was started, must
+/// outlive the run.
+fn open_sink(
+    run: &Run,
+    deliveries: &Arc<DeliveryStats>,
+) -> Result<(Box<dyn Sink>, Option<MockGuard>), Error> {
+    let stats = Arc::clone(deliveries);
+    Ok(match run.sink {
+        SinkKind::Kafka => {
+            let opened = kafka::open(&run.settings.kafka, stats)?;
+            log::info!("producing to {}", opened.description);
+            (Box::new(opened.sink), opened.mock)
+        }
+        SinkKind::Stdout => (Box::new(StdoutSink::new(stats)), None),
+        SinkKind::Null => (Box::new(NullSink { stats }), None),
+    })
+}
+
+/// The running generator threads, their counters, and the delivery ends of their
+/// hand-offs.
+struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<WorkerStats>>,
+    sides: Vec<handoff::DeliverySide>,
+}
+
+impl Workers {
+    /// Waits for every worker; an error names one that panicked.
+    fn join(self) -> Result<(), Error> {
+        let mut panicked = None;
+        for (i, w) in self.handles.into_iter().enumerate() {
+            if w.join().is_err() {
+                panicked = Some(format!("iotblast-worker-{i}"));
+            }
+        }
+        panicked.map_or(Ok(()), |name| Err(Error::Panicked(name)))
+    }
+}
+
+/// Starts one pinned worker per planned range.
+fn start_workers(
+    run: &Run,
+    plan: &Plan,
+    live: &Arc<Live>,
+    shutdown: &Arc<Shutdown>,
+) -> Result<Workers, Error> {
+    let fleet = Fleet::new(run.settings.device.clone(), run.seed);
+    let sim = &run.settings.device.simulator;
+    let quota = run
+        .settings
+        .run
+        .messages
+        .map(|m| Quota::new(m.0, run.devices()));
+    let alerts = run.alerts();
+    let shape = crate::generate::encoder::Encoder::new(&fleet).batch_shape(sim.batch_size, alerts);
+    let mut w = Workers {
+        handles: Vec::with_capacity(plan.workers.len()),
+        stats: Vec::with_capacity(plan.workers.len()),
+        sides: Vec::with_capacity(plan.workers.len()),
+    };
+    for wp in &plan.workers {
+        let (side, delivery_side) = handoff::channel(wp.index, shape, sim.queue_buffer_size);
+        w.sides.push(delivery_side);
+        let stats = Arc::new(WorkerStats::default());
+        w.stats.push(Arc::clone(&stats));
+        let worker = Worker {
+            devices: wp.devices.clone(),
+            fleet: fleet.clone(),
+            quota,
+            share: (wp.devices.end - wp.devices.start) as f64 / run.devices() as f64,
+            live: Arc::clone(live),
+            linger: BATCH_LINGER,
+            handoff: side,
+            stats,
+            shutdown: Arc::clone(shutdown),
+            alerts,
+        };
+        let core = wp.core;
+        w.handles
+            .push(spawn(format!("iotblast-worker-{}", wp.index), move || {
+                if let Some(id) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                        log::warn!("could not pin worker to core {id}; running unpinned");
+                    }
+                }
+                worker.run();
+            })?);
+    }
+    Ok(w)
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` where the settings ask for them.
+fn start_endpoints(
+    run: &Run,
+    workers: &Workers,
+    deliveries: &Arc<DeliveryStats>,
+    live: &Arc<Live>,
+    shutdown: &Arc<Shutdown>,
+    instance: &Range<u64>,
+) -> Result<Option<Endpoints>, Error> {
+    let s = &run.settings;
+    let (metrics_address, http_address) = (s.metrics.socket()?, s.http.socket()?);
+    if metrics_address.is_none() && http_address.is_none() {
+        return Ok(None);
+    }
+    let metrics = Metrics::new(
+        Sources {
+            workers: workers.stats.clone(),
+            deliveries: Arc::clone(deliveries),
+            live: Arc::clone(live),
+        },
+        instance.end - instance.start,
+        workers.handles.len(),
+    );
+    http::start(
+        metrics_address,
+        http_address,
+        Arc::new(metrics),
+        Arc::clone(shutdown),
+    )
+    .map(Some)
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|source| Error::Thread { name, source })
+}

@@ -1,0 +1,48 @@
+//! A worker's counters: published once per batch (relaxed atomics that only that worker
+//! writes) and summed by the reporter and the metrics endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counts one worker publishes after each batch.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Readings generated and handed to the delivery thread.
+    pub generated: AtomicU64,
+    /// Payload bytes of those readings.
+    pub bytes: AtomicU64,
+    /// Readings generated but never handed over (the delivery thread was gone).
+    pub lost: AtomicU64,
+    /// Alerts generated (handed over with the readings that raised them).
+    pub alerts: AtomicU64,
+    /// Nanoseconds spent waiting for the delivery thread (backpressure).
+    pub blocked_ns: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn add_batch(&self, messages: u64, bytes: u64) {
+        self.generated.fetch_add(messages, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
+/// Sums over all workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    pub messages: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub blocked_ns: u64,
+    pub alerts: u64,
+}
+
+impl Generated {
+    pub fn sum(workers: &[std::sync::Arc<WorkerStats>]) -> Self {
+        workers.iter().fold(Self::default(), |a, w| Self {
+            messages: a.messages + w.generated.load(Relaxed),
+            bytes: a.bytes + w.bytes.load(Relaxed),
+            lost: a.lost + w.lost.load(Relaxed),
+            blocked_ns: a.blocked_ns + w.blocked_ns.load(Relaxed),
+            alerts: a.alerts + w.alerts.load(Relaxed),
+        })
+    }
+}

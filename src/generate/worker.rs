@@ -1,0 +1,299 @@
+//! A generator thread: paces, simulates, encodes and batches the readings of its devices,
+//! and the alerts they raise.
+//!
+//! This is the per-message hot loop. It owns everything it touches (its slice of the
+//! fleet, encoder, batches, pacer, counters) and allocates nothing once running: device
+//! states are allocated at start, batches come pre-allocated from the hand-off and
+//! return to it. Readings go out in rounds, seq 0 for every device of the range, then
+//! seq 1, and so on, so each device's seq is contiguous however the run ends. Shared
+//! state (stop flag, counters, live settings) is touched once per batch.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::deliver::batch::Batch;
+use crate::deliver::handoff::{Take, WorkerSide};
+use crate::generate::encoder::Encoder;
+use crate::generate::live::Live;
+use crate::generate::pacer::Pacer;
+use crate::generate::stats::WorkerStats;
+use crate::generate::topology::Quota;
+use crate::model::{Fleet, FleetSlice, FleetSpec};
+use crate::shutdown::Shutdown;
+
+/// Unpaced, read the wall clock once per this many readings.
+const CLOCK_EVERY: u32 = 32;
+
+/// Longest single sleep while pacing, so a stop request is seen promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// What waiting for the pacer ended with.
+enum Wait {
+    Due,
+    Stop,
+    /// The live settings changed: apply them, then wait again.
+    Changed,
+}
+
+/// The per-message work of a worker: step a device, encode its reading and the alerts
+/// it raises into a batch. Benchmarks drive it directly.
+#[derive(Debug, Clone)]
+pub struct Emitter {
+    slice: FleetSlice,
+    encoder: Encoder,
+    /// Whether to encode alerts (the sink has somewhere to put them).
+    alerts: bool,
+}
+
+impl Emitter {
+    /// Emits the readings of `devices` of `fleet`, with alerts if `alerts`.
+    pub fn new(fleet: Fleet, devices: Range<u64>, alerts: bool) -> Self {
+        Self {
+            encoder: Encoder::new(&fleet),
+            slice: FleetSlice::new(fleet, devices),
+            alerts,
+        }
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Takes the live part of `spec` (a reload), between two readings.
+    pub fn set_live(&mut self, spec: &FleetSpec) {
+        self.slice.set_live(spec);
+    }
+
+    /// Steps `device` to `seq` and writes its reading, and any alerts, into `batch`,
+    /// which must not be full. Returns the number of alerts.
+    #[inline]
+    pub fn emit(&mut self, device: u64, seq: u64, timestamp_ms: i64, batch: &mut Batch) -> u64 {
+        let reading = self.slice.step(device, seq, timestamp_ms);
+        let encoder = &self.encoder;
+        batch.push(|payload, key| {
+            encoder.encode(&reading, payload);
+            encoder.write_key(device, key);
+        });
+        if !self.alerts {
+            return 0;
+        }
+        let mut alerts = 0;
+        for sensor in reading.transitions() {
+            let spec = self.slice.fleet().spec.thresholds.sensor(sensor);
+            batch.push_alert(|payload, key| {
+                encoder.encode_alert(&reading, sensor, spec, payload);
+                encoder.write_key(device, key);
+            });
+            alerts += 1;
+        }
+        alerts
+    }
+}
+
+/// One generator thread's setup; [`Worker::run`] consumes it.
+pub struct Worker {
+    pub devices: Range<u64>,
+    /// The model; the worker steps its own copy.
+    pub fleet: Fleet,
+    pub quota: Option<Quota>,
+    /// This worker's share of the fleet (its devices / all devices), and so of the rate.
+    pub share: f64,
+    /// Rate and model settings, which may change while running.
+    pub live: Arc<Live>,
+    /// How long a partial batch may wait before it is shipped.
+    pub linger: Duration,
+    pub handoff: WorkerSide,
+    pub stats: Arc<WorkerStats>,
+    pub shutdown: Arc<Shutdown>,
+    /// Whether to encode alerts (the sink has an alerts topic).
+    pub alerts: bool,
+}
+
+/// What a running worker keeps between readings.
+struct Running {
+    emitter: Emitter,
+    pacer: Option<Pacer>,
+    /// The live settings' version last applied.
+    seen: Option<u64>,
+    timestamp: i64,
+    since_clock: u32,
+    /// Alerts not yet published to the stats.
+    alerts: u64,
+}
+
+impl Worker {
+    /// Runs until the quota is met, a stop is requested or the delivery side goes away.
+    pub fn run(mut self) {
+        let Some(mut batch) = self.take() else { return };
+        let emitter = Emitter::new(self.fleet.clone(), self.devices.clone(), self.alerts);
+        let mut r = Running {
+            emitter,
+            pacer: None,
+            seen: None,
+            timestamp: now_ms(),
+            since_clock: 0,
+            alerts: 0,
+        };
+        self.refresh(&mut r);
+        'run: for seq in 0u64.. {
+            let active = match &self.quota {
+                Some(q) => q.active(&self.devices, seq),
+                None => self.devices.clone(),
+            };
+            if active.is_empty() {
+                break;
+            }
+            for device in active {
+                if !self.wait_turn(&mut r, &mut batch) {
+                    break 'run;
+                }
+                r.alerts += r.emitter.emit(device, seq, r.timestamp, &mut batch);
+                if batch.is_full() {
+                    self.stats
+                        .alerts
+                        .fetch_add(std::mem::take(&mut r.alerts), Relaxed);
+                    if !self.ship(&mut batch) {
+                        return;
+                    }
+                    if self.shutdown.is_requested() {
+                        break 'run;
+                    }
+                    self.refresh(&mut r);
+                }
+            }
+        }
+        self.stats.alerts.fetch_add(r.alerts, Relaxed);
+        if !batch.is_empty() {
+            self.ship(&mut batch);
+        }
+    }
+
+    /// Waits for the next reading's slot when paced, and updates the timestamp. False
+    /// when the run must stop.
+    #[inline]
+    fn wait_turn(&mut self, r: &mut Running, batch: &mut Batch) -> bool {
+        while let Some(p) = r.pacer.as_mut() {
+            match self.wait_until_due(p, batch, r.seen) {
+                Wait::Due => {
+                    p.advance();
+                    r.since_clock = CLOCK_EVERY;
+                    break;
+                }
+                Wait::Stop => return false,
+                Wait::Changed => self.refresh(r),
+            }
+        }
+        // Unpaced, 32 readings take ~10 µs, far below the timestamp's 1 ms resolution,
+        // so the clock is read once per 32; paced, every time.
+        if r.since_clock >= CLOCK_EVERY {
+            r.timestamp = now_ms();
+            r.since_clock = 0;
+        }
+        r.since_clock += 1;
+        true
+    }
+
+    /// Applies the live settings if they changed since the version last seen: a new
+    /// rate re-anchors the pacer at now; the model's live part goes to the emitter.
+    /// Called between readings, so the device/seq sequence is untouched.
+    fn refresh(&self, r: &mut Running) {
+        if r.seen == Some(self.live.version()) {
+            return;
+        }
+        let (settings, version) = self.live.get();
+        r.seen = Some(version);
+        let rate = settings.rate.map(|rate| rate * self.share);
+        if rate != r.pacer.as_ref().map(Pacer::rate) {
+            r.pacer = rate.map(Pacer::new);
+        }
+        r.emitter.set_live(&settings.fleet);
+    }
+
+    /// Sleeps until the pacer's next slot, shipping a partial batch that has waited
+    /// longer than `linger`; returns early on a stop request or a live change.
+    fn wait_until_due(&mut self, pacer: &Pacer, batch: &mut Batch, seen: Option<u64>) -> Wait {
+        loop {
+            let now = Instant::now();
+            let due = pacer.due();
+            if now >= due {
+                return Wait::Due;
+            }
+            if self.shutdown.is_requested() {
+                return Wait::Stop;
+            }
+            if seen != Some(self.live.version()) {
+                return Wait::Changed;
+            }
+            let mut wake = due.min(now + MAX_SLEEP);
+            if let Some(started) = batch.started() {
+                let ship_at = started + self.linger;
+                if now >= ship_at {
+                    if !self.ship(batch) {
+                        return Wait::Stop;
+                    }
+                    continue;
+                }
+                wake = wake.min(ship_at);
+            }
+            std::thread::sleep(wake - now);
+        }
+    }
+
+    /// Swaps `batch` for an empty one and queues the full one. False if the delivery
+    /// side is gone, in which case the readings are counted as lost.
+    fn ship(&mut self, batch: &mut Batch) -> bool {
+        let Some(empty) = self.take() else {
+            self.stats
+                .add_batch(batch.len() as u64, batch.bytes() as u64);
+            self.lose(batch.len());
+            batch.clear();
+            return false;
+        };
+        let full = std::mem::replace(batch, empty);
+        let (n, bytes) = (full.len() as u64, full.bytes() as u64);
+        self.stats.add_batch(n, bytes);
+        let t = Instant::now();
+        let shipped = self.handoff.ship(full).is_none();
+        self.add_blocked(t.elapsed());
+        if !shipped {
+            self.lose(n as usize);
+        }
+        shipped
+    }
+
+    fn take(&mut self) -> Option<Batch> {
+        let t = Instant::now();
+        match self.handoff.take() {
+            Take::Ready(b) => Some(b),
+            Take::AfterWait(b) => {
+                self.add_blocked(t.elapsed());
+                Some(b)
+            }
+            Take::Closed => None,
+        }
+    }
+
+    fn add_blocked(&self, d: Duration) {
+        // Only waits longer than a wake-up count as backpressure.
+        if d > Duration::from_micros(20) {
+            self.stats
+                .blocked_ns
+                .fetch_add(d.as_nanos() as u64, Relaxed);
+        }
+    }
+
+    fn lose(&self, n: usize) {
+        self.stats.lost.fetch_add(n as u64, Relaxed);
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the reading's `timestamp`).
+#[inline]
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

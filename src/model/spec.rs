@@ -1,0 +1,404 @@
+//! The fleet's description, as the `device:` section of the configuration declares it:
+//! one field per setting, each with its doc (shown by `iotblast config default`), its
+//! default (the `Default` impls below, the only place defaults live) and its bounds
+//! (`validate`, next to it).
+//!
+//! `device.simulator` also carries the generator's thread and batch sizes, because the
+//! design's layout puts them there; the model ignores them and `generate` reads them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::model::anomaly::Weights;
+use crate::units::{in_range, Count, Dur, Time};
+
+/// Upper bound on the fleet size: enough for any benchmark, small enough that per-device
+/// state (a few bytes each) always fits in memory.
+pub const MAX_DEVICES: u64 = 10_000_000;
+
+/// The simulated fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetSpec {
+    /// Fleet size, generator threads, and the signal model.
+    pub simulator: SimulatorSpec,
+    /// Per-sensor distribution, clamp range and status thresholds.
+    pub thresholds: Thresholds,
+}
+
+/// Fleet size, generator threads, and the signal model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorSpec {
+    /// Number of simulated devices, 1 to 10m (`10k`, `1m` accepted).
+    pub device_count: Count,
+    /// Generator threads, each pinned to a core, 1 to 1024. Null: available cores minus
+    /// one, at least 1. Also accepted as `cores`.
+    #[serde(alias = "cores")]
+    pub worker_pool_size: Option<usize>,
+    /// Readings per batch handed from a worker to the delivery thread, 1 to 1000000.
+    pub batch_size: usize,
+    /// Full batches a worker may queue before it waits for the delivery thread, 1 to 1024.
+    pub queue_buffer_size: usize,
+    /// Simulated time between two readings of one device; trends advance by this per
+    /// reading. Does not pace the run (see run.rate).
+    pub sample_interval: Dur,
+    /// Speed-up of simulated time: each reading advances it by sample_interval ×
+    /// time_scale (1440 shows a day in a minute of 1-second samples).
+    pub time_scale: f64,
+    /// Simulated time of every device's first reading (RFC 3339, UTC); sets where in
+    /// the day and the year the trends start.
+    pub start_time: Time,
+    /// Share of fresh noise per reading, in (0, 1]: each sensor follows
+    /// x = (1 - v)·x_prev + noise, scaled so its sd stays the configured one. 1 makes
+    /// readings independent; 0.3 is the design's 0.7·last + 0.3·new.
+    pub data_variation: f64,
+    /// Probability that a reading starts an anomaly (0 to 1).
+    pub anomaly_rate: f64,
+    /// Relative weights of the anomaly kinds.
+    pub anomaly_weights: Weights,
+    /// Turn the trends (day/night, season, weather, load) on or off.
+    pub trend_enabled: bool,
+    /// Scale of the trends; 1 gives each the amplitude in docs/data-model.md, 0 turns
+    /// them off (like trend_enabled: false).
+    pub trend_strength: f64,
+    /// Long-run share of readings with the switch on (0 to 1).
+    pub switch_on_probability: f64,
+    /// Mean number of readings the switch stays in its rarer state (>= 1).
+    pub switch_dwell: f64,
+    /// Building labels, used in turn (e.g. ["A栋", "B栋"]).
+    pub buildings: Vec<String>,
+    /// Floors per building (1 to 999).
+    pub floors_per_building: u32,
+    /// Rooms per floor (1 to 999).
+    pub rooms_per_floor: u32,
+    /// Devices per room (1 to 999).
+    pub devices_per_room: u32,
+    /// Device models, spread across the fleet.
+    pub models: Vec<String>,
+    /// Firmware versions, spread across the fleet.
+    pub firmwares: Vec<String>,
+}
+
+impl Default for SimulatorSpec {
+    fn default() -> Self {
+        Self {
+            device_count: Count(1000),
+            worker_pool_size: None,
+            batch_size: 1024,
+            queue_buffer_size: 4,
+            // The design's sample interval.
+            sample_interval: Dur(std::time::Duration::from_secs(3)),
+            time_scale: 1.0,
+            // 2026-01-01T00:00:00Z.
+            start_time: Time {
+                unix_s: 1_767_225_600,
+            },
+            // The design's smoothing, `0.7 * last + 0.3 * new`.
+            data_variation: 0.3,
+            // The design's anomaly rate.
+            anomaly_rate: 0.01,
+            anomaly_weights: Weights::default(),
+            trend_enabled: true,
+            trend_strength: 1.0,
+            switch_on_probability: 0.8,
+            switch_dwell: 10.0,
+            buildings: ["A", "B", "C", "D", "E", "F", "G", "H"]
+                .map(String::from)
+                .to_vec(),
+            floors_per_building: 10,
+            rooms_per_floor: 20,
+            devices_per_room: 5,
+            models: ["IOT-SENSOR-V1", "IOT-SENSOR-V2", "IOT-SENSOR-V3"]
+                .map(String::from)
+                .to_vec(),
+            firmwares: ["1.2.3", "1.3.0", "2.0.1"].map(String::from).to_vec(),
+        }
+    }
+}
+
+/// Per-sensor distribution, clamp range and status thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// °C.
+    pub temperature: SensorSpec,
+    /// %.
+    pub humidity: SensorSpec,
+    /// hPa.
+    pub pressure: SensorSpec,
+    /// A.
+    pub current: SensorSpec,
+}
+
+impl Default for Thresholds {
+    /// The sensor table of the original design (seeds/002): temperature N(25,5) in
+    /// -10..60, humidity N(60,10) in 0..100, pressure N(1013,20) in 950..1050,
+    /// current N(2.5,0.5) in 0..10. Thresholds sit about two and four standard
+    /// deviations above the mean, and at the design's alarm points.
+    fn default() -> Self {
+        let s = |mean, sd, min, max, warning, error| SensorSpec {
+            mean,
+            sd,
+            min,
+            max,
+            warning,
+            error,
+        };
+        Self {
+            temperature: s(25.0, 5.0, -10.0, 60.0, 35.0, 50.0),
+            humidity: s(60.0, 10.0, 0.0, 100.0, 80.0, 90.0),
+            pressure: s(1013.0, 20.0, 950.0, 1050.0, 1040.0, 1048.0),
+            current: s(2.5, 0.5, 0.0, 10.0, 3.5, 8.0),
+        }
+    }
+}
+
+impl Thresholds {
+    /// The spec of one analog sensor.
+    #[inline]
+    pub fn sensor(&self, s: Sensor) -> &SensorSpec {
+        match s {
+            Sensor::Temperature => &self.temperature,
+            Sensor::Humidity => &self.humidity,
+            Sensor::Pressure => &self.pressure,
+            Sensor::Current => &self.current,
+        }
+    }
+}
+
+/// One analog sensor: its normal distribution, clamp range and status thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SensorSpec {
+    /// Mean of the normal distribution.
+    pub mean: f64,
+    /// Standard deviation of the normal distribution.
+    pub sd: f64,
+    /// Values below are clamped to this.
+    pub min: f64,
+    /// Values above are clamped to this.
+    pub max: f64,
+    /// At or above this value the status is `warning`.
+    pub warning: f64,
+    /// At or above this value the status is `error`.
+    pub error: f64,
+}
+
+impl SensorSpec {
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let key = |f: &str| format!("device.thresholds.{name}.{f}");
+        if !(self.sd >= 0.0 && self.sd.is_finite()) {
+            return Err(ConfigError::new(
+                key("sd"),
+                format!("must be >= 0, got {}", self.sd),
+            ));
+        }
+        if self.min.is_nan() || self.max.is_nan() || self.min >= self.max {
+            return Err(ConfigError::new(
+                key("min"),
+                format!("must be below max ({}), got {}", self.max, self.min),
+            ));
+        }
+        if self.warning > self.error {
+            return Err(ConfigError::new(
+                key("warning"),
+                format!(
+                    "must not exceed error ({}), got {}",
+                    self.error, self.warning
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Status of a value against this sensor's thresholds.
+    #[inline]
+    pub fn status(&self, v: f64) -> Status {
+        if v >= self.error {
+            Status::Error
+        } else if v >= self.warning {
+            Status::Warning
+        } else {
+            Status::Normal
+        }
+    }
+}
+
+/// Health of one sensor value, in rising order of severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Normal,
+    Warning,
+    Error,
+    /// No value: the sensor dropped out.
+    Offline,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Normal => "normal",
+            Status::Warning => "warning",
+            Status::Error => "error",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// The four analog sensors, in message order. The index is the position in
+/// `Reading::values`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sensor {
+    Temperature,
+    Humidity,
+    Pressure,
+    Current,
+}
+
+impl Sensor {
+    pub const ALL: [Sensor; 4] = [
+        Sensor::Temperature,
+        Sensor::Humidity,
+        Sensor::Pressure,
+        Sensor::Current,
+    ];
+
+    /// Its key in the message's `sensors` object.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sensor::Temperature => "temperature",
+            Sensor::Humidity => "humidity",
+            Sensor::Pressure => "pressure",
+            Sensor::Current => "current",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Sensor::Temperature => "\u{b0}C",
+            Sensor::Humidity => "%",
+            Sensor::Pressure => "hPa",
+            Sensor::Current => "A",
+        }
+    }
+}
+
+impl FleetSpec {
+    /// The defaults with `tune` applied to the simulator section (tests, benches).
+    pub fn with_simulator(tune: impl FnOnce(&mut SimulatorSpec)) -> Self {
+        let mut spec = FleetSpec::default();
+        tune(&mut spec.simulator);
+        spec
+    }
+
+    /// The number of devices.
+    pub fn devices(&self) -> u64 {
+        self.simulator.device_count.0
+    }
+
+    /// Scale of all trends: 0 when they are off.
+    pub fn trend_strength(&self) -> f64 {
+        if self.simulator.trend_enabled {
+            self.simulator.trend_strength
+        } else {
+            0.0
+        }
+    }
+
+    /// Takes the parts that may change while running (sensor thresholds, trends,
+    /// anomalies, sample interval) from `next`; sizes, labels and layout stay.
+    pub fn set_live(&mut self, next: &FleetSpec) {
+        let kept = std::mem::take(&mut self.simulator);
+        *self = next.clone();
+        let s = &mut self.simulator;
+        s.device_count = kept.device_count;
+        s.worker_pool_size = kept.worker_pool_size;
+        s.batch_size = kept.batch_size;
+        s.queue_buffer_size = kept.queue_buffer_size;
+        s.start_time = kept.start_time;
+        s.buildings = kept.buildings;
+        s.models = kept.models;
+        s.firmwares = kept.firmwares;
+        s.floors_per_building = kept.floors_per_building;
+        s.rooms_per_floor = kept.rooms_per_floor;
+        s.devices_per_room = kept.devices_per_room;
+    }
+
+    /// Checks every bound; the error names the setting's path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.simulator.validate()?;
+        let t = &self.thresholds;
+        t.temperature.validate("temperature")?;
+        t.humidity.validate("humidity")?;
+        t.pressure.validate("pressure")?;
+        t.current.validate("current")
+    }
+}
+
+impl SimulatorSpec {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = |f: &str| format!("device.simulator.{f}");
+        in_range(&key("device_count"), self.device_count.0, 1, MAX_DEVICES)?;
+        if let Some(n) = self.worker_pool_size {
+            in_range(&key("worker_pool_size"), n, 1, 1024)?;
+        }
+        in_range(&key("batch_size"), self.batch_size, 1, 1_000_000)?;
+        in_range(&key("queue_buffer_size"), self.queue_buffer_size, 1, 1024)?;
+        let open_unit = |name: &str, v: f64, lo: f64, hi: f64, lo_open: bool| {
+            let ok = if lo_open { v > lo } else { v >= lo } && v <= hi;
+            if ok {
+                Ok(())
+            } else {
+                let bracket = if lo_open { "(" } else { "[" };
+                Err(ConfigError::new(
+                    key(name),
+                    format!("must be in {bracket}{lo}, {hi}], got {v}"),
+                ))
+            }
+        };
+        open_unit("data_variation", self.data_variation, 0.0, 1.0, true)?;
+        open_unit("switch_dwell", self.switch_dwell, 1.0, 1e9, false)?;
+        open_unit("trend_strength", self.trend_strength, 0.0, 10.0, false)?;
+        open_unit("anomaly_rate", self.anomaly_rate, 0.0, 1.0, false)?;
+        open_unit("time_scale", self.time_scale, 0.0, 1e9, true)?;
+        open_unit(
+            "switch_on_probability",
+            self.switch_on_probability,
+            0.0,
+            1.0,
+            false,
+        )?;
+        if self.sample_interval.0.is_zero() {
+            return Err(ConfigError::new(
+                key("sample_interval"),
+                "must be above 0, got 0s",
+            ));
+        }
+        self.anomaly_weights.validate(&key("anomaly_weights"))?;
+        for (name, list) in [
+            ("buildings", &self.buildings),
+            ("models", &self.models),
+            ("firmwares", &self.firmwares),
+        ] {
+            if list.is_empty() {
+                return Err(ConfigError::new(key(name), "must list at least one value"));
+            }
+            if let Some(long) = list.iter().find(|s| s.len() > 64) {
+                return Err(ConfigError::new(
+                    key(name),
+                    format!("values must be at most 64 bytes, got '{long}'"),
+                ));
+            }
+        }
+        for (name, v) in [
+            ("floors_per_building", self.floors_per_building),
+            ("rooms_per_floor", self.rooms_per_floor),
+            ("devices_per_room", self.devices_per_room),
+        ] {
+            in_range(&key(name), v, 1, 999)?;
+        }
+        Ok(())
+    }
+}
