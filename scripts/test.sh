@@ -26,12 +26,16 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # Tansu, a Kafka-protocol broker written in Rust, is the real broker of the end-to-end
-# tests. Building it takes ~20 minutes once; the binary is cached outside the tree.
+# tests. Built once (~20-30 minutes) with the libsql feature, which gives sqlite://
+# storage that survives a broker restart; the binary is cached outside the tree, with
+# a stamp naming the version and features it was built with.
 TOOLS="${TOOLS_CACHE:-$HOME/.cache/iotblast-tools}"
 TANSU="$TOOLS/bin/tansu"
-if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q '0\.6\.0'; then
-  echo "test.sh: installing tansu 0.6.0 into $TOOLS (one-off, ~20 minutes)" >&2
-  cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore --root "$TOOLS"
+TANSU_BUILD="tansu 0.6.0 --no-default-features --features dynostore,libsql"
+if [ ! -x "$TANSU" ] || [ "$(cat "$TOOLS/tansu.stamp" 2>/dev/null)" != "$TANSU_BUILD" ]; then
+  echo "test.sh: installing $TANSU_BUILD into $TOOLS (one-off, ~20-30 minutes)" >&2
+  cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore,libsql --root "$TOOLS"
+  echo "$TANSU_BUILD" > "$TOOLS/tansu.stamp"
 fi
 export TANSU_BIN="$TANSU"
 
