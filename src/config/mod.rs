@@ -44,6 +44,10 @@ impl Run {
     /// Validates `settings` and resolves what they leave open.
     pub fn new(settings: Settings, sink: SinkKind) -> Result<Self, ConfigError> {
         settings.validate()?;
+        if sink == SinkKind::Kafka {
+            // A property librdkafka rejects is bad input, found before anything starts.
+            settings.kafka.check_with_librdkafka()?;
+        }
         let (seed, seed_was_random) = match settings.run.seed {
             Some(s) => (s, false),
             None => (random_seed(), true),
@@ -120,6 +124,8 @@ impl Invocation {
     fn named(&self, mut e: ConfigError) -> ConfigError {
         if let Some(flag) = self.flag_for(&e.key) {
             e.key = flag.to_owned();
+        } else if e.key == "kafka.librdkafka" && self.spelled.iter().any(|s| s == "-X") {
+            e.key = "-X".into();
         }
         e
     }
@@ -185,7 +191,7 @@ mod tests {
             ),
             (
                 &["--partitions", "0"],
-                "--partitions: must be between 1 and 100000, got 0",
+                "--partitions: must be between 1 and 10000, got 0",
             ),
             (
                 &["--batch-size", "0"],
@@ -197,6 +203,20 @@ mod tests {
             ),
             (&["--brokers", ""], "--brokers: must not be empty"),
             (&["--buildings", " "], "--buildings: must not be empty"),
+            (&["--buildings", "A,,B"], "--buildings: values must not be empty"),
+            (&["--topic", ".."], "--topic: '..' is not a valid Kafka topic name"),
+            (
+                &["--connect-timeout", "25days"],
+                "--connect-timeout: must be between 1ms and 1day",
+            ),
+            (
+                &["-X", "no.such.property=1"],
+                "-X: librdkafka rejected the producer configuration: No such configuration property",
+            ),
+            (
+                &["--batch-size", "1000000"],
+                "device.simulator.queue_buffer_size: (queue_buffer_size + 2) × batch_size must be at most 1048576",
+            ),
         ];
         for (args, want) in cases {
             let err = run(args).expect_err(want);

@@ -13,6 +13,8 @@ use crate::units::{in_range, Count, Dur, Rate};
 
 /// Upper bound of `run.rate`: far beyond what one process can produce.
 pub const MAX_RATE: f64 = 1e9;
+/// Upper bound of `run.messages`: 10^15, years at any rate one process reaches.
+pub const MAX_MESSAGES: u64 = 1_000_000_000_000_000;
 
 /// Everything a run can be configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -39,9 +41,9 @@ pub struct RunSettings {
     /// Total messages per second, up to 1e9 (`50k` accepted); 0 or null is as fast as
     /// possible.
     pub rate: Option<Rate>,
-    /// Stop after this long (e.g. 30s, 5m); null runs until stopped.
+    /// Stop after this long (e.g. 30s, 5m; up to 365 days); null runs until stopped.
     pub duration: Option<Dur>,
-    /// Stop after this many readings in total; null runs until stopped.
+    /// Stop after this many readings in total (up to 10^15); null runs until stopped.
     pub messages: Option<Count>,
     /// Seed of all readings; null picks one at random and prints it.
     pub seed: Option<u64>,
@@ -51,7 +53,7 @@ pub struct RunSettings {
     /// How many processes share the fleet, 1 to the device count. Devices, messages and
     /// rate describe the whole fleet; each instance produces its share.
     pub instance_count: u64,
-    /// Interval between progress lines, at least 100ms.
+    /// Interval between progress lines, 100ms to 1 day.
     pub report_interval: Dur,
 }
 
@@ -183,8 +185,14 @@ impl RunSettings {
                 "must be at least 1, got 0",
             ));
         }
-        if self.duration.is_some_and(|d| d.0.is_zero()) {
-            return Err(ConfigError::new("run.duration", "must be greater than 0"));
+        if let Some(d) = self.duration {
+            if d.0.is_zero() {
+                return Err(ConfigError::new("run.duration", "must be greater than 0"));
+            }
+            in_range("run.duration", d, Dur::ms(1), Dur::days(365))?;
+        }
+        if let Some(Count(m)) = self.messages {
+            in_range("run.messages", m, 1, MAX_MESSAGES)?;
         }
         in_range("run.instance_count", self.instance_count, 1, devices).map_err(|mut e| {
             e.message = format!(
@@ -200,6 +208,12 @@ impl RunSettings {
                     "must be below run.instance_count ({}), got {}",
                     self.instance_count, self.instance_index
                 ),
+            ));
+        }
+        if self.report_interval > Dur::days(1) {
+            return Err(ConfigError::new(
+                "run.report_interval",
+                format!("must be at most 1d, got {}", self.report_interval),
             ));
         }
         if self.report_interval.0 < std::time::Duration::from_millis(100) {

@@ -17,6 +17,14 @@ use crate::units::{in_range, Count, Dur, Time};
 /// state (a few bytes each) always fits in memory.
 pub const MAX_DEVICES: u64 = 10_000_000;
 
+/// Largest magnitude of a sensor's mean, range or threshold: readings are formatted
+/// as hundredths in an `i64`, so anything near 9e16 would overflow.
+pub const MAX_SENSOR_VALUE: f64 = 1e12;
+
+/// Readings one worker's batch pool may hold: its buffers are reserved up front at
+/// about 1 KB per reading, so this bounds them to about 1 GB per worker.
+pub const MAX_POOLED_READINGS: usize = 1 << 20;
+
 /// The simulated fleet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -39,10 +47,11 @@ pub struct SimulatorSpec {
     pub worker_pool_size: Option<usize>,
     /// Readings per batch handed from a worker to the delivery thread, 1 to 1000000.
     pub batch_size: usize,
-    /// Full batches a worker may queue before it waits for the delivery thread, 1 to 1024.
+    /// Full batches a worker may queue before it waits for the delivery thread, 1 to 1024;
+    /// (queue_buffer_size + 2) × batch_size is at most 1048576.
     pub queue_buffer_size: usize,
-    /// Simulated time between two readings of one device; trends advance by this per
-    /// reading. Does not pace the run (see run.rate).
+    /// Simulated time between two readings of one device, up to 365 days; trends advance
+    /// by this per reading. Does not pace the run (see run.rate).
     pub sample_interval: Dur,
     /// Speed-up of simulated time: each reading advances it by sample_interval ×
     /// time_scale (1440 shows a day in a minute of 1-second samples).
@@ -67,7 +76,7 @@ pub struct SimulatorSpec {
     pub switch_on_probability: f64,
     /// Mean number of readings the switch stays in its rarer state (>= 1).
     pub switch_dwell: f64,
-    /// Building labels, used in turn (e.g. ["A栋", "B栋"]).
+    /// Building labels, used in turn (e.g. ["A栋", "B栋"]); each 1 to 64 bytes.
     pub buildings: Vec<String>,
     /// Floors per building (1 to 999).
     pub floors_per_building: u32,
@@ -189,7 +198,22 @@ pub struct SensorSpec {
 impl SensorSpec {
     fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let key = |f: &str| format!("device.thresholds.{name}.{f}");
-        if !(self.sd >= 0.0 && self.sd.is_finite()) {
+        for (field, v) in [
+            ("mean", self.mean),
+            ("min", self.min),
+            ("max", self.max),
+            ("warning", self.warning),
+            ("error", self.error),
+        ] {
+            // Values are written with 2 decimals in an i64 of hundredths.
+            if !(v.is_finite() && v.abs() <= MAX_SENSOR_VALUE) {
+                return Err(ConfigError::new(
+                    key(field),
+                    format!("must be a finite number within ±{MAX_SENSOR_VALUE:e}, got {v}"),
+                ));
+            }
+        }
+        if !(self.sd >= 0.0 && self.sd <= MAX_SENSOR_VALUE) {
             return Err(ConfigError::new(
                 key("sd"),
                 format!("must be >= 0, got {}", self.sd),
@@ -346,6 +370,16 @@ impl SimulatorSpec {
         }
         in_range(&key("batch_size"), self.batch_size, 1, 1_000_000)?;
         in_range(&key("queue_buffer_size"), self.queue_buffer_size, 1, 1024)?;
+        // Every batch a worker may hold is reserved up front at ~1 KB per reading.
+        let pooled = (self.queue_buffer_size + 2) * self.batch_size;
+        if pooled > MAX_POOLED_READINGS {
+            return Err(ConfigError::new(
+                key("queue_buffer_size"),
+                format!(
+                    "(queue_buffer_size + 2) × batch_size must be at most {MAX_POOLED_READINGS} readings per worker, got {pooled}; lower one of them"
+                ),
+            ));
+        }
         let open_unit = |name: &str, v: f64, lo: f64, hi: f64, lo_open: bool| {
             let ok = if lo_open { v > lo } else { v >= lo } && v <= hi;
             if ok {
@@ -376,6 +410,12 @@ impl SimulatorSpec {
                 "must be above 0, got 0s",
             ));
         }
+        in_range(
+            &key("sample_interval"),
+            self.sample_interval,
+            Dur::ms(1),
+            Dur::days(365),
+        )?;
         self.anomaly_weights.validate(&key("anomaly_weights"))?;
         for (name, list) in [
             ("buildings", &self.buildings),
@@ -384,6 +424,9 @@ impl SimulatorSpec {
         ] {
             if list.is_empty() {
                 return Err(ConfigError::new(key(name), "must list at least one value"));
+            }
+            if list.iter().any(|s| s.trim().is_empty()) {
+                return Err(ConfigError::new(key(name), "values must not be empty"));
             }
             if let Some(long) = list.iter().find(|s| s.len() > 64) {
                 return Err(ConfigError::new(

@@ -7,8 +7,8 @@ use crate::common::run;
 
 #[test]
 fn bad_flags_get_a_specific_error_and_a_non_zero_exit() {
-    // Flag errors exit 2 (clap's convention); a property librdkafka rejects is found
-    // when the producer is created and exits 1 with librdkafka's own message.
+    // Flag errors exit 2 (clap's convention), and so does a property librdkafka rejects,
+    // checked before anything starts and reported with librdkafka's own message.
     for (args, code, want) in [
         (
             &["--devices", "0"][..],
@@ -32,7 +32,7 @@ fn bad_flags_get_a_specific_error_and_a_non_zero_exit() {
         ),
         (
             &["-X", "no.such.property=1"][..],
-            1,
+            2,
             "No such configuration property: \"no.such.property\"",
         ),
     ] {

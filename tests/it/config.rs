@@ -98,7 +98,7 @@ fn bad_files_are_rejected_with_the_offending_key_and_value() {
         ),
         (
             "kafka:\n  partitions: 0\n",
-            "kafka.partitions: must be between 1 and 100000, got 0",
+            "kafka.partitions: must be between 1 and 10000, got 0",
         ),
         (
             "kafka:\n  topics:\n    device_data: 'bad topic'\n",

@@ -41,13 +41,14 @@ pub struct KafkaSettings {
     pub topics: Topics,
     /// Create the readings topic if it is missing.
     pub create_topic: bool,
-    /// Partitions of a topic that iotblast creates, 1 to 100000.
+    /// Partitions of a topic that iotblast creates, 1 to 10000.
     pub partitions: i32,
     /// Replication factor of a topic that iotblast creates; -1 is the broker default.
     pub replication_factor: i32,
-    /// Give up at startup if the brokers cannot be reached within this time.
+    /// Give up at startup if the brokers cannot be reached within this time (up to 1 day).
     pub connect_timeout: Dur,
-    /// How long shutdown waits for outstanding acks before counting them as failed.
+    /// How long shutdown waits for outstanding acks before counting them as failed (up
+    /// to 1 day).
     pub flush_timeout: Dur,
     /// Producer tuning; each maps to a librdkafka property.
     pub producer: ProducerSettings,
@@ -248,7 +249,7 @@ impl KafkaSettings {
                 ));
             }
         }
-        in_range("kafka.partitions", self.partitions, 1, 100_000)?;
+        in_range("kafka.partitions", self.partitions, 1, 10_000)?;
         if self.replication_factor == 0 || self.replication_factor < -1 {
             return Err(ConfigError::new(
                 "kafka.replication_factor",
@@ -264,7 +265,38 @@ impl KafkaSettings {
                 "must be greater than 0",
             ));
         }
+        // librdkafka takes timeouts as milliseconds in an i32: past ~24.8 days they wrap.
+        in_range(
+            "kafka.connect_timeout",
+            self.connect_timeout,
+            Dur::ms(1),
+            Dur::days(1),
+        )?;
+        in_range(
+            "kafka.flush_timeout",
+            self.flush_timeout,
+            Dur::ms(0),
+            Dur::days(1),
+        )?;
         let p = &self.producer;
+        in_range(
+            "kafka.producer.linger",
+            p.linger,
+            Dur::ms(0),
+            Dur::ms(900_000),
+        )?;
+        in_range(
+            "kafka.producer.retry_backoff",
+            p.retry_backoff,
+            Dur::ms(1),
+            Dur::ms(300_000),
+        )?;
+        in_range(
+            "kafka.producer.timeout",
+            p.timeout,
+            Dur::ms(0),
+            Dur::days(24),
+        )?;
         if ![-1, 0, 1].contains(&p.required_acks) {
             return Err(ConfigError::new(
                 "kafka.producer.required_acks",
@@ -308,9 +340,15 @@ impl KafkaSettings {
             .create_native_config()
             .map(|_| ())
             .map_err(|e| {
+                // librdkafka's error carries the value too; a value may be a secret, so
+                // only its message (which names the property) is shown.
+                let reason = match e {
+                    rdkafka::error::KafkaError::ClientConfig(_, message, _, _) => message,
+                    other => other.to_string(),
+                };
                 ConfigError::new(
                     "kafka.librdkafka",
-                    format!("librdkafka rejected the producer configuration: {e}"),
+                    format!("librdkafka rejected the producer configuration: {reason}"),
                 )
             })
     }
@@ -418,6 +456,12 @@ impl SecuritySettings {
 
 /// Checks a topic name against Kafka's rules.
 fn topic_name(key: &str, topic: &str) -> Result<(), ConfigError> {
+    if topic == "." || topic == ".." {
+        return Err(ConfigError::new(
+            key,
+            format!("'{topic}' is not a valid Kafka topic name"),
+        ));
+    }
     if topic.is_empty() || topic.len() > 249 {
         return Err(ConfigError::new(
             key,
@@ -546,5 +590,6 @@ mod tests {
         let e = topic_name("t", "bad topic").unwrap_err().to_string();
         assert!(e.contains("contains ' '"), "{e}");
         assert!(topic_name("t", "").is_err());
+        assert!(topic_name("t", ".").is_err() && topic_name("t", "..").is_err());
     }
 }
