@@ -301,9 +301,10 @@ impl Invocation {
     pub fn check(&self) -> Result<(), ConfigError> {
         for (o, flag) in self.overrides.iter().zip(&self.spelled) {
             if flag == "-X" && o.path == format!("{PROPERTY_ID}.") {
+                // The entry is not echoed: it may hold a secret.
                 return Err(ConfigError::new(
                     "-X",
-                    format!("expected KEY=VALUE, got '{}'", o.text),
+                    "expected KEY=VALUE, got an entry without a key or '='",
                 ));
             }
             if o.text.trim().is_empty() && o.path != "kafka.topics.alerts" && flag != "-X" {

@@ -183,7 +183,7 @@ mod tests {
             (&["--devices", "lots"], "--devices: invalid count 'lots'"),
             (
                 &["-X", "linger.ms"],
-                "-X: expected KEY=VALUE, got 'linger.ms'",
+                "-X: expected KEY=VALUE, got an entry without a key or '='",
             ),
             (
                 &["--sink", "null", "-b", "h:1"],

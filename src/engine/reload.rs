@@ -19,6 +19,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use yaml_serde::Value;
 
 use crate::config::settings::Settings;
+use crate::deliver::kafka::settings::is_secret_key;
 use crate::error::{ConfigError, Error};
 use crate::generate::live::{Live, LiveSettings};
 use crate::shutdown::Shutdown;
@@ -189,14 +190,30 @@ fn reload(
     ))
 }
 
-/// Leaf paths whose values differ, with "old -> new".
-fn diff(a: &Settings, b: &Settings) -> Vec<(String, String)> {
+/// Leaf paths whose shown values differ, with "old -> new".
+fn diff_shown(a: &Settings, b: &Settings) -> Vec<(String, String)> {
     let (a, b) = (
         yaml_serde::to_value(a).expect("settings serialise"),
         yaml_serde::to_value(b).expect("settings serialise"),
     );
     let mut out = Vec::new();
     diff_values(&a, &b, "", &mut out);
+    out
+}
+
+/// Leaf paths whose values differ, with "old -> new". Secret values are shown as
+/// `***` (so the shown trees are equal there), and compared here on their own.
+fn diff(a: &Settings, b: &Settings) -> Vec<(String, String)> {
+    let mut out = diff_shown(a, b);
+    let (pa, pb) = (&a.kafka.librdkafka, &b.kafka.librdkafka);
+    for key in pa.keys().chain(pb.keys()) {
+        if is_secret_key(key) && pa.get(key) != pb.get(key) {
+            let path = format!("kafka.librdkafka.{key}");
+            if !out.iter().any(|(p, _)| *p == path) {
+                out.push((path, "*** -> ***".into()));
+            }
+        }
+    }
     out
 }
 

@@ -12,6 +12,7 @@ mod engine;
 mod golden;
 mod metrics;
 mod pacing;
+mod secrets;
 mod shutdown;
 mod statistics;
 mod stdout_sink;

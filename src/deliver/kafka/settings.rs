@@ -55,7 +55,9 @@ pub struct KafkaSettings {
     /// TLS and SASL.
     pub security: SecuritySettings,
     /// Any librdkafka property, passed through verbatim; applied after everything above.
-    pub librdkafka: BTreeMap<String, String>,
+    /// Values of secret-looking keys (passwords, secrets, tokens, keys, OAuth) are
+    /// shown as ***.
+    pub librdkafka: Properties,
 }
 
 impl Default for KafkaSettings {
@@ -70,7 +72,7 @@ impl Default for KafkaSettings {
             flush_timeout: Dur(Duration::from_secs(30)),
             producer: ProducerSettings::default(),
             security: SecuritySettings::default(),
-            librdkafka: BTreeMap::new(),
+            librdkafka: Properties::default(),
         }
     }
 }
@@ -529,6 +531,66 @@ impl JsonSchema for Brokers {
     }
 }
 
+/// Whether a librdkafka property's value may be a secret: passwords, secrets, tokens,
+/// key material and OAuth settings. Such values are never shown.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        ".key",
+        "sasl.oauthbearer.",
+        "credential",
+    ]
+    .iter()
+    .any(|part| k.contains(part))
+}
+
+/// librdkafka properties by key. Shown (`Debug`, serialised) with the values of
+/// secret-looking keys replaced by `***`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Properties(pub BTreeMap<String, String>);
+
+impl Properties {
+    /// The properties with secret values replaced by `***`, for showing.
+    fn shown(&self) -> BTreeMap<&str, &str> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_key(k) { "***" } else { v.as_str() };
+                (k.as_str(), v)
+            })
+            .collect()
+    }
+}
+
+impl std::ops::Deref for Properties {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Properties {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shown().fmt(f)
+    }
+}
+
+impl Serialize for Properties {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shown().serialize(s)
+    }
+}
+
 /// A secret: read like a string, but shown as `***` by `Debug`, `Display` and when
 /// serialised (so `config print` and logs never reveal it).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -576,6 +638,25 @@ impl JsonSchema for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_looking_properties_never_show() {
+        let mut p = Properties::default();
+        for (k, v) in [
+            ("sasl.password", "m4rker"),
+            ("ssl.key.password", "m4rker"),
+            ("sasl.oauthbearer.client.secret", "m4rker"),
+            ("linger.ms", "5"),
+        ] {
+            p.insert(k.into(), v.into());
+        }
+        let shown = format!("{p:?} {}", yaml_serde::to_string(&p).unwrap());
+        assert!(
+            !shown.contains("m4rker") && shown.contains("linger.ms"),
+            "{shown}"
+        );
+        assert!(!is_secret_key("linger.ms") && is_secret_key("SASL.PASSWORD"));
+    }
 
     #[test]
     fn secrets_never_show() {
