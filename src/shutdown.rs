@@ -5,12 +5,52 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
+/// Why a run stopped: a fixed vocabulary, the summary's `stop_reason` (README lists it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StopReason {
+    /// Every device sent its share of `run.messages`.
+    #[serde(rename = "messages")]
+    Messages,
+    /// `run.duration` passed.
+    #[serde(rename = "duration")]
+    Duration,
+    /// SIGINT or SIGTERM.
+    #[serde(rename = "signal")]
+    Signal,
+    /// The reader of `--sink stdout` went away.
+    #[serde(rename = "stdout closed")]
+    StdoutClosed,
+    /// The run could not go on (an endpoint or a thread failed).
+    #[serde(rename = "error")]
+    Error,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Messages => "messages",
+            StopReason::Duration => "duration",
+            StopReason::Signal => "signal",
+            StopReason::StdoutClosed => "stdout closed",
+            StopReason::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Shutdown {
     requested: AtomicBool,
     /// Set from the signal handler (which may only store to an atomic).
     signalled: Arc<AtomicBool>,
-    at: Mutex<Option<(Instant, String)>>,
+    at: Mutex<Option<(Instant, StopReason)>>,
 }
 
 impl Shutdown {
@@ -31,10 +71,10 @@ impl Shutdown {
     }
 
     /// Asks every thread to stop; the first reason wins.
-    pub fn request(&self, reason: &str) {
+    pub fn request(&self, reason: StopReason) {
         let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
         if at.is_none() {
-            *at = Some((Instant::now(), reason.to_owned()));
+            *at = Some((Instant::now(), reason));
         }
         self.requested.store(true, Ordering::Release);
     }
@@ -48,16 +88,16 @@ impl Shutdown {
     /// Turns a pending signal into a recorded request; the main loop calls this.
     pub fn take_signal(&self) -> bool {
         if self.signalled.load(Ordering::Relaxed) && !self.requested.load(Ordering::Acquire) {
-            self.request("signal received");
+            self.request(StopReason::Signal);
             return true;
         }
         false
     }
 
     /// Why the run stopped, if it was asked to.
-    pub fn reason(&self) -> Option<String> {
+    pub fn reason(&self) -> Option<StopReason> {
         let at = self.at.lock().unwrap_or_else(|p| p.into_inner());
-        at.as_ref().map(|(_, r)| r.clone())
+        at.as_ref().map(|(_, r)| *r)
     }
 
     /// True when a stop was requested more than `grace` ago: time to stop waiting
@@ -76,10 +116,10 @@ mod tests {
     fn first_reason_wins_and_grace_runs_from_it() {
         let s = Shutdown::new();
         assert!(!s.is_requested() && !s.past_grace(Duration::ZERO));
-        s.request("duration reached");
-        s.request("later");
+        s.request(StopReason::Duration);
+        s.request(StopReason::Signal);
         assert!(s.is_requested());
-        assert_eq!(s.reason().as_deref(), Some("duration reached"));
+        assert_eq!(s.reason(), Some(StopReason::Duration));
         std::thread::sleep(Duration::from_millis(5));
         assert!(s.past_grace(Duration::from_millis(1)));
         assert!(!s.past_grace(Duration::from_secs(60)));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::deliver::batch::Batch;
 use crate::deliver::stats::DeliveryStats;
 use crate::deliver::Sink;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopReason};
 
 pub struct StdoutSink {
     out: BufWriter<Stdout>,
@@ -57,7 +57,7 @@ impl Sink for StdoutSink {
                 log::warn!("{reason}; stopping");
                 self.stats.with(|d| d.failed(n, &reason));
                 self.broken = Some(reason);
-                shutdown.request("stdout closed");
+                shutdown.request(StopReason::StdoutClosed);
             }
         }
     }

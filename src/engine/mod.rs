@@ -30,7 +30,7 @@ use crate::observe::logging;
 use crate::observe::metrics::{Metrics, Sources};
 use crate::observe::progress::{self, Watched};
 use crate::observe::report::{Finished, Summary};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopReason};
 use reload::Rebuild;
 
 /// Runs what the command line asks for: a `config` subcommand, or a run with its
@@ -61,7 +61,7 @@ pub fn execute(invocation: Invocation) -> Result<(), Error> {
         Box::new(logging::set_level),
     )?;
     let result = run_live(&run, Arc::clone(&shutdown), live);
-    shutdown.request("run finished");
+    shutdown.request(StopReason::Messages);
     reloader.join();
     let summary = result?;
     summary.print(json, run.sink);
@@ -99,7 +99,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
             Ok(e) => e,
             Err(e) => {
                 // Workers are running: stop them cleanly before reporting the error.
-                shutdown.request("could not start the HTTP endpoints");
+                shutdown.request(StopReason::Error);
                 workers.join()?;
                 return Err(e);
             }
@@ -137,7 +137,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         live: &live,
         elapsed,
         cores: plan.workers.len(),
-        stop_reason: shutdown.reason(),
+        stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
     }))
 }
 

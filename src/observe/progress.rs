@@ -10,7 +10,7 @@ use crate::config::Run;
 use crate::deliver::stats::DeliveryStats;
 use crate::generate::stats::{Generated, WorkerStats};
 use crate::observe::report;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopReason};
 
 /// How often the reporter wakes to check for stop conditions.
 const TICK: Duration = Duration::from_millis(20);
@@ -32,7 +32,7 @@ pub fn until_done(run: &Run, started: Instant, w: &Watched<'_>, delivery: &JoinH
         thread::sleep(TICK);
         w.shutdown.take_signal();
         if duration.is_some_and(|d| started.elapsed() >= d) && !w.shutdown.is_requested() {
-            w.shutdown.request("duration reached");
+            w.shutdown.request(StopReason::Duration);
         }
         let now = Instant::now();
         if now >= next_report {

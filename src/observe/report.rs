@@ -13,6 +13,7 @@ use crate::deliver::stats::DeliveryStats;
 use crate::error::Error;
 use crate::generate::live::Live;
 use crate::generate::stats::Generated;
+use crate::shutdown::StopReason;
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -68,8 +69,8 @@ pub struct Summary {
     pub sink: String,
     /// Total time workers waited for the delivery thread (backpressure), summed over workers.
     pub blocked_s: f64,
-    /// Why the run stopped early, if it did (signal, duration, closed stdout).
-    pub stop_reason: Option<String>,
+    /// Why the run stopped: `messages`, `duration`, `signal`, `stdout closed` or `error`.
+    pub stop_reason: StopReason,
     /// Configuration reloads applied during the run.
     pub config_reloads: u64,
     /// Reloads refused (invalid file, or a change that needs a restart).
@@ -99,7 +100,7 @@ pub struct Finished<'a> {
     pub elapsed: Duration,
     /// Worker threads that ran.
     pub cores: usize,
-    pub stop_reason: Option<String>,
+    pub stop_reason: StopReason,
 }
 
 impl Summary {

@@ -24,6 +24,7 @@ fn embedded_mock_run_delivers_everything_it_sends() {
     );
     assert!(stderr.contains("records sent"), "{stderr}");
     let s = summary_from(&out.stdout);
+    assert_eq!(s["stop_reason"], "duration");
     let sent = s["messages_sent"].as_u64().unwrap();
     assert!(sent > 0);
     assert_eq!(s["messages_delivered"].as_u64(), Some(sent));

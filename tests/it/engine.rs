@@ -46,6 +46,10 @@ fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
     });
 
     let summary = iotblast::run(&run, Shutdown::new()).expect("run");
+    assert_eq!(
+        summary.stop_reason,
+        iotblast::shutdown::StopReason::Messages
+    );
     assert_eq!(summary.messages_sent, n);
     assert_eq!(summary.messages_delivered, n);
     assert_eq!(summary.messages_failed, 0);

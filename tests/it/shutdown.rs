@@ -63,7 +63,7 @@ fn sigterm_stops_flushes_and_accounts_for_every_reading() {
         delivered, sent,
         "nothing should fail on a healthy mock: {s}"
     );
-    assert_eq!(s["stop_reason"], "signal received");
+    assert_eq!(s["stop_reason"], "signal");
 
     // What the summary claims is what the broker holds: no loss, no duplicates.
     let records = consume(

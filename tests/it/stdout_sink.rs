@@ -72,6 +72,7 @@ fn closing_stdout_stops_the_run_and_counts_the_rest_as_failed() {
         String::from_utf8_lossy(&stderr)
     );
     let s = summary_from(&stderr);
+    assert_eq!(s["stop_reason"], "stdout closed");
     let sent = s["messages_sent"].as_u64().unwrap();
     assert!(s["messages_failed"].as_u64().unwrap() > 0);
     assert_eq!(
