@@ -148,6 +148,8 @@ pub const FLAGS: &[Flag] = &[
     flag("replication-factor", "kafka.replication_factor", "N"),
     flag("connect-timeout", "kafka.connect_timeout", "DUR"),
     flag("flush-timeout", "kafka.flush_timeout", "DUR"),
+    flag("mock-brokers", "kafka.mock.brokers", "N"),
+    flag("mock-rtt", "kafka.mock.rtt", "DUR"),
     short('c', flag("cores", "device.simulator.worker_pool_size", "N")),
     short('d', flag("devices", "device.simulator.device_count", "N")),
     flag("batch-size", "device.simulator.batch_size", "N"),

@@ -27,32 +27,6 @@ pub struct Deliveries {
     pub interval: Histogram<u64>,
     /// Failure reasons and how often each occurred.
     pub errors: BTreeMap<String, u64>,
-    /// Clock for ack latency, read once per few reports.
-    pub clock: CoarseClock,
-}
-
-/// A clock read once per `EVERY` calls. Delivery reports arrive in bursts of hundreds
-/// (one per acknowledged MessageSet), served back to back in well under a microsecond
-/// each, so the reuse costs at most a few µs of accuracy on latencies measured in ms,
-/// and saves a clock read per message (visible in the delivery thread's profile).
-#[derive(Debug, Default)]
-pub struct CoarseClock {
-    now_us: u64,
-    uses: u32,
-}
-
-impl CoarseClock {
-    const EVERY: u32 = 16;
-
-    /// Microseconds since `epoch`, at most `EVERY - 1` calls old.
-    #[inline]
-    pub fn now_us(&mut self, epoch: std::time::Instant) -> u64 {
-        if self.uses == 0 {
-            self.now_us = epoch.elapsed().as_micros() as u64;
-        }
-        self.uses = (self.uses + 1) % Self::EVERY;
-        self.now_us
-    }
 }
 
 impl Default for Deliveries {
@@ -66,7 +40,6 @@ impl Default for Deliveries {
             latency: histogram(),
             interval: histogram(),
             errors: BTreeMap::new(),
-            clock: CoarseClock::default(),
         }
     }
 }

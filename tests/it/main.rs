@@ -10,6 +10,7 @@ mod determinism;
 mod encoding;
 mod engine;
 mod golden;
+mod latency;
 mod metrics;
 mod pacing;
 mod secrets;

@@ -50,6 +50,8 @@ pub struct KafkaSettings {
     /// How long shutdown waits for outstanding acks before counting them as failed (up
     /// to 1 day).
     pub flush_timeout: Dur,
+    /// The embedded mock cluster, started when `brokers` is empty.
+    pub mock: MockSettings,
     /// Producer tuning; each maps to a librdkafka property.
     pub producer: ProducerSettings,
     /// TLS and SASL.
@@ -70,9 +72,30 @@ impl Default for KafkaSettings {
             replication_factor: -1,
             connect_timeout: Dur(Duration::from_secs(10)),
             flush_timeout: Dur(Duration::from_secs(30)),
+            mock: MockSettings::default(),
             producer: ProducerSettings::default(),
             security: SecuritySettings::default(),
             librdkafka: Properties::default(),
+        }
+    }
+}
+
+/// The embedded mock cluster (librdkafka's, in-process), for zero-setup runs and for
+/// checking latency and faults against known values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockSettings {
+    /// Brokers in the mock cluster, 1 to 16.
+    pub brokers: u32,
+    /// Round-trip time every mock broker adds to each request, up to 60s.
+    pub rtt: Dur,
+}
+
+impl Default for MockSettings {
+    fn default() -> Self {
+        Self {
+            brokers: 1,
+            rtt: Dur::ms(0),
         }
     }
 }
@@ -314,6 +337,7 @@ impl KafkaSettings {
                 ),
             ));
         }
+        self.validate_mock()?;
         self.security.validate()?;
         // Assembling the properties reads `security.password_file`: a missing file is a
         // configuration error now, not a failure once the run has started.
@@ -353,6 +377,28 @@ impl KafkaSettings {
                     format!("librdkafka rejected the producer configuration: {reason}"),
                 )
             })
+    }
+
+    /// The mock cluster's settings are in range, apply (no brokers given), and are not
+    /// bypassed by librdkafka's own `test.mock.*` properties.
+    fn validate_mock(&self) -> Result<(), ConfigError> {
+        in_range("kafka.mock.brokers", self.mock.brokers, 1, 16)?;
+        in_range("kafka.mock.rtt", self.mock.rtt, Dur::ms(0), Dur::ms(60_000))?;
+        if self.bootstrap().is_some() && self.mock != MockSettings::default() {
+            return Err(ConfigError::new(
+                "kafka.mock",
+                "applies only to the embedded mock cluster; drop it or kafka.brokers",
+            ));
+        }
+        if let Some(key) = self.librdkafka.keys().find(|k| k.starts_with("test.mock.")) {
+            return Err(ConfigError::new(
+                "kafka.librdkafka",
+                format!(
+                    "{key}: librdkafka's test.mock.* properties are not passed through, since iotblast runs the mock cluster itself; use kafka.mock.brokers (--mock-brokers) and kafka.mock.rtt (--mock-rtt)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// librdkafka properties from `producer`, `security` and `librdkafka`, in that

@@ -1,0 +1,66 @@
+//! Guards the latency figures against a known truth: the embedded mock cluster's
+//! round-trip time (`--mock-rtt`) is a lower bound of every ack, and the reported
+//! median must follow it, not sit near zero.
+
+use crate::common::{run, summary_from};
+
+/// The ack latency percentiles of a paced run against the mock with `rtt`.
+fn ack_latency(rtt: &str, linger: &str) -> serde_json::Value {
+    let out = run(&[
+        "--mock-rtt",
+        rtt,
+        "--rate",
+        "50",
+        "--messages",
+        "150",
+        "--devices",
+        "50",
+        "--alerts-topic",
+        "",
+        "-X",
+        &format!("linger.ms={linger}"),
+        "--json",
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("RTT {rtt}")), "{stderr}");
+    let s = summary_from(&out.stdout);
+    assert_eq!(s["messages_delivered"], 150);
+    s["latency_ms"].clone()
+}
+
+#[test]
+fn ack_latency_follows_the_mock_round_trip_time() {
+    for (rtt, rtt_ms, linger) in [("20ms", 20.0, 0.0), ("50ms", 50.0, 20.0)] {
+        let l = ack_latency(rtt, &linger.to_string());
+        let p50 = l["p50"].as_f64().unwrap();
+        // Every ack waits one round trip; the median may add linger and the delivery
+        // thread's wake-up delay (a few ms on a 250 Hz kernel), nothing more.
+        assert!(p50 >= rtt_ms, "{rtt}: p50 {p50} ms below the RTT: {l}");
+        assert!(
+            p50 <= rtt_ms + linger + 12.0,
+            "{rtt}, linger {linger}: p50 {p50} ms: {l}"
+        );
+    }
+}
+
+#[test]
+fn the_mock_cluster_takes_its_shape_from_flags_not_test_mock_properties() {
+    let out = run(&["--mock-brokers", "3", "--messages", "3000", "--json", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("3 broker(s)"), "{stderr}");
+    assert_eq!(summary_from(&out.stdout)["messages_delivered"], 3000);
+
+    let out = run(&["-X", "test.mock.num.brokers=3", "--messages", "10"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("-X: test.mock.num.brokers"), "{stderr}");
+    assert!(stderr.contains("--mock-brokers"), "{stderr}");
+
+    let out = run(&["-b", "127.0.0.1:9", "--mock-rtt", "5ms", "--messages", "10"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("kafka.mock"), "{stderr}");
+}
