@@ -108,24 +108,29 @@ pub enum Error {
 
     #[error("{readings} readings and {alerts} alerts were not delivered (see the summary)")]
     Undelivered { readings: u64, alerts: u64 },
+
+    #[error("target rate missed: achieved {achieved:.1} of {target:.1} msg/s")]
+    TargetMissed { achieved: f64, target: f64 },
 }
 
 impl Error {
     /// The process exit status for this error: 2 for bad flags or configuration, 3 for
-    /// a run that completed with undelivered messages, 1 for anything else. README's
-    /// exit status table lists the same.
+    /// a run that completed with undelivered messages, 4 for one that missed its target
+    /// rate, 1 for anything else. README's exit status table lists the same.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => 2,
             Error::Undelivered { .. } => 3,
+            Error::TargetMissed { .. } => 4,
             _ => 1,
         }
     }
 
-    /// Whether the error still needs printing: a run with undelivered messages has
-    /// already said so in its summary, whose JSON form must stay the last line.
+    /// Whether the error still needs printing: a run with undelivered messages or a
+    /// missed target has already said so with its summary, whose JSON form must stay
+    /// the last line.
     pub fn needs_message(&self) -> bool {
-        !matches!(self, Error::Undelivered { .. })
+        !matches!(self, Error::Undelivered { .. } | Error::TargetMissed { .. })
     }
 
     /// The error and its causes, joined by ": ", for printing once at the top.

@@ -127,6 +127,12 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         .join()
         .map_err(|_| Error::Panicked("iotblast-delivery".into()))?;
     let elapsed = started.elapsed();
+    // Generation ended with the last worker, before the final flush.
+    let generation = stats
+        .iter()
+        .filter_map(|s| s.ended())
+        .max()
+        .map_or(elapsed, |t| t.saturating_duration_since(started));
     if let Some(e) = endpoints.as_mut() {
         e.stop();
     }
@@ -136,6 +142,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         deliveries: &deliveries,
         live: &live,
         elapsed,
+        generation,
         cores: plan.workers.len(),
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
     }))

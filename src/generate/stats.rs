@@ -2,6 +2,8 @@
 //! writes) and summed by the reporter and the metrics endpoint.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 /// Counts one worker publishes after each batch.
 #[derive(Debug, Default)]
@@ -16,9 +18,21 @@ pub struct WorkerStats {
     pub alerts: AtomicU64,
     /// Nanoseconds spent waiting for the delivery thread (backpressure).
     pub blocked_ns: AtomicU64,
+    /// When the worker made its last reading and stopped.
+    ended: OnceLock<Instant>,
 }
 
 impl WorkerStats {
+    /// Records that the worker has stopped generating (once; later calls are ignored).
+    pub fn end(&self) {
+        let _ = self.ended.set(Instant::now());
+    }
+
+    /// When the worker stopped generating, if it has.
+    pub fn ended(&self) -> Option<Instant> {
+        self.ended.get().copied()
+    }
+
     pub fn add_batch(&self, messages: u64, bytes: u64) {
         self.generated.fetch_add(messages, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);

@@ -124,8 +124,15 @@ struct Running {
 }
 
 impl Worker {
-    /// Runs until the quota is met, a stop is requested or the delivery side goes away.
-    pub fn run(mut self) {
+    /// Runs until the quota is met, a stop is requested or the delivery side goes away,
+    /// and records when it stopped.
+    pub fn run(self) {
+        let stats = Arc::clone(&self.stats);
+        self.generate();
+        stats.end();
+    }
+
+    fn generate(mut self) {
         let Some(mut batch) = self.take() else { return };
         let emitter = Emitter::new(self.fleet.clone(), self.devices.clone(), self.alerts);
         let mut r = Running {

@@ -17,6 +17,9 @@ use crate::shutdown::StopReason;
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// Share of the target rate a run must achieve not to have missed it.
+pub const MET_SHARE: f64 = 0.95;
+
 /// Ack latency in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Latency {
@@ -71,6 +74,12 @@ pub struct Summary {
     pub blocked_s: f64,
     /// Why the run stopped: `messages`, `duration`, `signal`, `stdout closed` or `error`.
     pub stop_reason: StopReason,
+    /// The target rate (`--rate`, as last reloaded), readings per second.
+    pub target_rate: Option<f64>,
+    /// Readings generated per second while generating (the final flush excluded).
+    pub achieved_rate: f64,
+    /// Whether the run achieved less than 95 % of the target rate.
+    pub target_missed: bool,
     /// Configuration reloads applied during the run.
     pub config_reloads: u64,
     /// Reloads refused (invalid file, or a change that needs a restart).
@@ -98,6 +107,8 @@ pub struct Finished<'a> {
     pub deliveries: &'a DeliveryStats,
     pub live: &'a Live,
     pub elapsed: Duration,
+    /// How long generation took, until the last worker ended (the flush excluded).
+    pub generation: Duration,
     /// Worker threads that ran.
     pub cores: usize,
     pub stop_reason: StopReason,
@@ -114,6 +125,8 @@ impl Summary {
                 *errors.entry("lost at handoff".into()).or_default() += g.lost;
             }
             let (msgs_per_sec, mb_per_sec) = rates(d.delivered, d.bytes_delivered, f.elapsed);
+            let target_rate = f.live.get().0.rate;
+            let achieved_rate = rates(g.messages, 0, f.generation).0;
             Summary {
                 messages_sent: g.messages,
                 messages_delivered: d.delivered,
@@ -129,6 +142,9 @@ impl Summary {
                 sink: f.run.sink.name().into(),
                 blocked_s: g.blocked_ns as f64 / 1e9,
                 stop_reason: f.stop_reason,
+                target_rate,
+                achieved_rate,
+                target_missed: target_rate.is_some_and(|t| achieved_rate < MET_SHARE * t),
                 config_reloads: f.live.reloads.load(Relaxed),
                 config_reload_failures: f.live.reload_failures.load(Relaxed),
                 alerts_sent: g.alerts,
@@ -155,6 +171,12 @@ impl Summary {
     /// (on stdout, or on stderr when stdout carries the readings).
     pub fn print(&self, json: bool, sink: SinkKind) {
         eprintln!("{}", summary_line(self));
+        if let (true, Some(target)) = (self.target_missed, self.target_rate) {
+            eprintln!(
+                "target rate missed: achieved {:.1} of {target:.1} msg/s",
+                self.achieved_rate
+            );
+        }
         for (reason, n) in &self.errors {
             eprintln!("  {n} failed: {reason}");
         }
@@ -168,12 +190,18 @@ impl Summary {
         }
     }
 
-    /// `Ok` when every reading and alert was delivered and the counts balance.
+    /// `Ok` when every reading and alert was delivered, the counts balance and the
+    /// target rate, if any, was met. Undelivered messages outrank a missed target.
     pub fn outcome(&self) -> Result<(), Error> {
         if self.messages_failed > 0 || self.alerts_failed > 0 || !self.is_balanced() {
             Err(Error::Undelivered {
                 readings: self.messages_failed,
                 alerts: self.alerts_failed,
+            })
+        } else if let (true, Some(target)) = (self.target_missed, self.target_rate) {
+            Err(Error::TargetMissed {
+                achieved: self.achieved_rate,
+                target,
             })
         } else {
             Ok(())
