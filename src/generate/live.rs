@@ -38,6 +38,8 @@ pub struct Live {
     pub reloads: AtomicU64,
     /// Reloads refused: invalid file, or a change that needs a restart.
     pub reload_failures: AtomicU64,
+    /// Reloads that changed the target rate.
+    pub rate_changes: AtomicU64,
 }
 
 impl Live {
@@ -47,6 +49,7 @@ impl Live {
             current: Mutex::new(initial),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            rate_changes: AtomicU64::new(0),
         }
     }
 
@@ -65,6 +68,9 @@ impl Live {
     /// Replaces the settings; workers pick them up at their next check.
     pub fn publish(&self, next: LiveSettings) {
         let mut g = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if g.rate != next.rate {
+            self.rate_changes.fetch_add(1, Ordering::Relaxed);
+        }
         *g = next;
         self.version.fetch_add(1, Ordering::Release);
     }

@@ -78,7 +78,8 @@ pub struct Summary {
     pub target_rate: Option<f64>,
     /// Readings generated per second while generating (the final flush excluded).
     pub achieved_rate: f64,
-    /// Whether the run achieved less than 95 % of the target rate.
+    /// Whether the run achieved less than 95 % of the target rate (not judged, false,
+    /// when a reload changed the rate during the run).
     pub target_missed: bool,
     /// Configuration reloads applied during the run.
     pub config_reloads: u64,
@@ -144,7 +145,9 @@ impl Summary {
                 stop_reason: f.stop_reason,
                 target_rate,
                 achieved_rate,
-                target_missed: target_rate.is_some_and(|t| achieved_rate < MET_SHARE * t),
+                // One average cannot be judged against a target that changed mid-run.
+                target_missed: f.live.rate_changes.load(Relaxed) == 0
+                    && target_rate.is_some_and(|t| achieved_rate < MET_SHARE * t),
                 config_reloads: f.live.reloads.load(Relaxed),
                 config_reload_failures: f.live.reload_failures.load(Relaxed),
                 alerts_sent: g.alerts,
