@@ -103,6 +103,12 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    #[error("cannot write to stdout")]
+    Output(#[source] std::io::Error),
+
+    #[error("stdout is closed")]
+    StdoutClosed,
+
     #[error("thread '{0}' panicked")]
     Panicked(String),
 

@@ -30,6 +30,7 @@ pub mod error;
 pub mod generate;
 pub mod model;
 pub mod observe;
+pub mod output;
 pub mod shutdown;
 pub mod units;
 

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.needs_message() {
-                eprintln!("iotblast: error: {}", e.chain());
+                iotblast::output::err(format_args!("iotblast: error: {}", e.chain()));
             }
             ExitCode::from(e.exit_code())
         }

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::config::flags::ConfigCommand;
 use crate::config::{layers, render};
 use crate::error::{ConfigError, Error};
+use crate::output;
 
 /// Runs one `config` subcommand.
 pub fn run(command: ConfigCommand) -> Result<(), Error> {
@@ -13,15 +14,11 @@ pub fn run(command: ConfigCommand) -> Result<(), Error> {
         ConfigCommand::Print { config } => {
             let (settings, warnings) = layers::load(config.as_deref(), std::env::vars(), &[])?;
             for w in warnings {
-                eprintln!("iotblast: warn: {w}");
+                output::err(format_args!("iotblast: warn: {w}"));
             }
-            print!("{}", settings.to_yaml());
-            Ok(())
+            output::out_raw(&settings.to_yaml())
         }
-        ConfigCommand::Default => {
-            print!("{}", render::default_yaml_commented());
-            Ok(())
-        }
+        ConfigCommand::Default => output::out_raw(&render::default_yaml_commented()),
     }
 }
 
@@ -35,7 +32,7 @@ fn check(file: &Path) -> Result<(), Error> {
     });
     match checked {
         Ok(()) => {
-            eprintln!("{name}: ok");
+            output::err(format_args!("{name}: ok"));
             Ok(())
         }
         // Errors about the file itself already name it.

@@ -3,16 +3,17 @@
 //! Each batch is flushed before it is counted as delivered. If stdout closes (a reader
 //! such as `head` exits), the run stops and unwritten readings count as failed.
 
-use std::io::{BufWriter, Stdout, Write};
+use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use crate::deliver::batch::Batch;
 use crate::deliver::stats::DeliveryStats;
 use crate::deliver::Sink;
+use crate::output::RawStdout;
 use crate::shutdown::{Shutdown, StopReason};
 
 pub struct StdoutSink {
-    out: BufWriter<Stdout>,
+    out: BufWriter<RawStdout>,
     broken: Option<String>,
     stats: Arc<DeliveryStats>,
 }
@@ -20,7 +21,8 @@ pub struct StdoutSink {
 impl StdoutSink {
     pub fn new(stats: Arc<DeliveryStats>) -> Self {
         Self {
-            out: BufWriter::with_capacity(1 << 20, std::io::stdout()),
+            // Not std's Stdout, which treats a closed descriptor as a sink.
+            out: BufWriter::with_capacity(1 << 20, RawStdout::new()),
             broken: None,
             stats,
         }

@@ -64,7 +64,7 @@ pub fn execute(invocation: Invocation) -> Result<(), Error> {
     shutdown.request(StopReason::Messages);
     reloader.join();
     let summary = result?;
-    summary.print(json, run.sink);
+    summary.print(json, run.sink)?;
     summary.outcome()
 }
 
@@ -186,6 +186,7 @@ fn open_sink(
             log::info!("producing to {}", opened.description);
             (Box::new(opened.sink), opened.mock)
         }
+        SinkKind::Stdout if crate::output::stdout_closed() => return Err(Error::StdoutClosed),
         SinkKind::Stdout => (Box::new(StdoutSink::new(stats)), None),
         SinkKind::Null => (Box::new(NullSink { stats }), None),
     })

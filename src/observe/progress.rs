@@ -50,7 +50,7 @@ pub fn until_done(run: &Run, started: Instant, w: &Watched<'_>, delivery: &JoinH
                 (d.failed, line)
             });
             if !run.quiet {
-                eprintln!("{line}");
+                crate::output::err(&line);
             }
             last = (now, g, failed);
         }

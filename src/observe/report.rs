@@ -13,6 +13,7 @@ use crate::deliver::stats::DeliveryStats;
 use crate::error::Error;
 use crate::generate::live::Live;
 use crate::generate::stats::Generated;
+use crate::output;
 use crate::shutdown::StopReason;
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -171,32 +172,39 @@ impl Summary {
     }
 
     /// Prints the summary line, the failure reasons and, with `json`, the JSON summary
-    /// (on stdout, or on stderr when stdout carries the readings).
-    pub fn print(&self, json: bool, sink: SinkKind) {
-        eprintln!("{}", summary_line(self));
+    /// (on stdout, or on stderr when stdout carries the readings). Fails only when the
+    /// JSON summary cannot be written to stdout.
+    pub fn print(&self, json: bool, sink: SinkKind) -> Result<(), Error> {
+        output::err(summary_line(self));
         if let (true, Some(target)) = (self.target_missed, self.target_rate) {
-            eprintln!(
+            output::err(format_args!(
                 "target rate missed: achieved {:.1} of {target:.1} msg/s",
                 self.achieved_rate
-            );
+            ));
         }
         for (reason, n) in &self.errors {
-            eprintln!("  {n} failed: {reason}");
+            output::err(format_args!("  {n} failed: {reason}"));
         }
-        if json {
-            let line = serde_json::to_string(self).expect("summary serialises");
-            if sink == SinkKind::Stdout {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
+        if !json {
+            return Ok(());
+        }
+        let line = serde_json::to_string(self).expect("summary serialises");
+        if sink == SinkKind::Stdout {
+            output::err(line);
+            Ok(())
+        } else {
+            output::out(line)
         }
     }
 
     /// `Ok` when every reading and alert was delivered, the counts balance and the
     /// target rate, if any, was met. Undelivered messages outrank a missed target.
     pub fn outcome(&self) -> Result<(), Error> {
-        if self.messages_failed > 0 || self.alerts_failed > 0 || !self.is_balanced() {
+        if self.stop_reason == StopReason::StdoutClosed {
+            // `| head` is a normal way to end a stdout run; what could not be written
+            // is counted as failed, not delivered.
+            Ok(())
+        } else if self.messages_failed > 0 || self.alerts_failed > 0 || !self.is_balanced() {
             Err(Error::Undelivered {
                 readings: self.messages_failed,
                 alerts: self.alerts_failed,
