@@ -16,7 +16,7 @@
 //! - `engine`: wires the stages together for one run, and hot-reloads the
 //!   configuration while it goes on.
 //!
-//! Dependencies point one way: `units`, `error` and `shutdown` at the bottom; `model`
+//! Dependencies point one way: `units`, `error`, `shutdown` and `output` at the bottom; `model`
 //! and `deliver` (which know nothing of each other) above them; then `config`, which
 //! assembles the settings they declare; `generate`, which makes readings with the model
 //! and hands them to `deliver`; `observe`; and `engine` on top. Only the worker,
