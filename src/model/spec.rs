@@ -362,6 +362,30 @@ impl FleetSpec {
 }
 
 impl SimulatorSpec {
+    /// Label lists (buildings, models, firmwares) are non-empty lists of 1 to 64 bytes.
+    fn validate_labels(&self) -> Result<(), ConfigError> {
+        let key = |f: &str| format!("device.simulator.{f}");
+        for (name, list) in [
+            ("buildings", &self.buildings),
+            ("models", &self.models),
+            ("firmwares", &self.firmwares),
+        ] {
+            if list.is_empty() {
+                return Err(ConfigError::new(key(name), "must list at least one value"));
+            }
+            if list.iter().any(|s| s.trim().is_empty()) {
+                return Err(ConfigError::new(key(name), "values must not be empty"));
+            }
+            if let Some(long) = list.iter().find(|s| s.len() > 64) {
+                return Err(ConfigError::new(
+                    key(name),
+                    format!("values must be at most 64 bytes, got '{long}'"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let key = |f: &str| format!("device.simulator.{f}");
         in_range(&key("device_count"), self.device_count.0, 1, MAX_DEVICES)?;
@@ -417,24 +441,7 @@ impl SimulatorSpec {
             Dur::days(365),
         )?;
         self.anomaly_weights.validate(&key("anomaly_weights"))?;
-        for (name, list) in [
-            ("buildings", &self.buildings),
-            ("models", &self.models),
-            ("firmwares", &self.firmwares),
-        ] {
-            if list.is_empty() {
-                return Err(ConfigError::new(key(name), "must list at least one value"));
-            }
-            if list.iter().any(|s| s.trim().is_empty()) {
-                return Err(ConfigError::new(key(name), "values must not be empty"));
-            }
-            if let Some(long) = list.iter().find(|s| s.len() > 64) {
-                return Err(ConfigError::new(
-                    key(name),
-                    format!("values must be at most 64 bytes, got '{long}'"),
-                ));
-            }
-        }
+        self.validate_labels()?;
         for (name, v) in [
             ("floors_per_building", self.floors_per_building),
             ("rooms_per_floor", self.rooms_per_floor),

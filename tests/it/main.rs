@@ -17,4 +17,5 @@ mod secrets;
 mod shutdown;
 mod statistics;
 mod stdout_sink;
+mod structure;
 mod tansu;

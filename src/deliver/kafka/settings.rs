@@ -290,38 +290,8 @@ impl KafkaSettings {
                 "must be greater than 0",
             ));
         }
-        // librdkafka takes timeouts as milliseconds in an i32: past ~24.8 days they wrap.
-        in_range(
-            "kafka.connect_timeout",
-            self.connect_timeout,
-            Dur::ms(1),
-            Dur::days(1),
-        )?;
-        in_range(
-            "kafka.flush_timeout",
-            self.flush_timeout,
-            Dur::ms(0),
-            Dur::days(1),
-        )?;
+        self.validate_timeouts()?;
         let p = &self.producer;
-        in_range(
-            "kafka.producer.linger",
-            p.linger,
-            Dur::ms(0),
-            Dur::ms(900_000),
-        )?;
-        in_range(
-            "kafka.producer.retry_backoff",
-            p.retry_backoff,
-            Dur::ms(1),
-            Dur::ms(300_000),
-        )?;
-        in_range(
-            "kafka.producer.timeout",
-            p.timeout,
-            Dur::ms(0),
-            Dur::days(24),
-        )?;
         if ![-1, 0, 1].contains(&p.required_acks) {
             return Err(ConfigError::new(
                 "kafka.producer.required_acks",
@@ -377,6 +347,43 @@ impl KafkaSettings {
                     format!("librdkafka rejected the producer configuration: {reason}"),
                 )
             })
+    }
+
+    /// Durations are within what librdkafka takes: milliseconds in an i32, which wrap
+    /// past ~24.8 days, and its own maxima for linger and backoff.
+    fn validate_timeouts(&self) -> Result<(), ConfigError> {
+        let d = |key, v, lo, hi| in_range(key, v, lo, hi);
+        d(
+            "kafka.connect_timeout",
+            self.connect_timeout,
+            Dur::ms(1),
+            Dur::days(1),
+        )?;
+        d(
+            "kafka.flush_timeout",
+            self.flush_timeout,
+            Dur::ms(0),
+            Dur::days(1),
+        )?;
+        let p = &self.producer;
+        d(
+            "kafka.producer.linger",
+            p.linger,
+            Dur::ms(0),
+            Dur::ms(900_000),
+        )?;
+        d(
+            "kafka.producer.retry_backoff",
+            p.retry_backoff,
+            Dur::ms(1),
+            Dur::ms(300_000),
+        )?;
+        d(
+            "kafka.producer.timeout",
+            p.timeout,
+            Dur::ms(0),
+            Dur::days(24),
+        )
     }
 
     /// The mock cluster's settings are in range, apply (no brokers given), and are not
