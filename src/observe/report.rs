@@ -175,7 +175,9 @@ impl Summary {
     /// (on stdout, or on stderr when stdout carries the readings). Fails only when the
     /// JSON summary cannot be written to stdout.
     pub fn print(&self, json: bool, sink: SinkKind) -> Result<(), Error> {
-        output::err(summary_line(self));
+        for line in summary_lines(self) {
+            output::err(line);
+        }
         if let (true, Some(target)) = (self.target_missed, self.target_rate) {
             output::err(format_args!(
                 "target rate missed: achieved {:.1} of {target:.1} msg/s",
@@ -243,30 +245,35 @@ pub fn progress_line(
     line
 }
 
-/// The final human-readable summary line.
-pub fn summary_line(s: &Summary) -> String {
+/// The final summary, as two lines: the first exactly in `kafka-producer-perf-test`'s
+/// format (so its parsers read it), the second with the outcome of every message.
+pub fn summary_lines(s: &Summary) -> [String; 2] {
     let l = &s.latency_ms;
-    format!(
-        "{} records sent, {} delivered, {} failed, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th.",
+    // KPT prints its percentiles as whole milliseconds, truncated.
+    let whole = |ms: f64| ms as u64;
+    let kpt = format!(
+        "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
         s.messages_sent,
-        s.messages_delivered,
-        s.messages_failed,
         s.msgs_per_sec,
         s.mb_per_sec,
         l.avg,
         l.max,
-        l.p50,
-        l.p95,
-        l.p99,
-        l.p999
-    ) + &if s.alerts_sent > 0 {
-        format!(
+        whole(l.p50),
+        whole(l.p95),
+        whole(l.p99),
+        whole(l.p999)
+    );
+    let mut outcome = format!(
+        "{} delivered, {} failed.",
+        s.messages_delivered, s.messages_failed
+    );
+    if s.alerts_sent > 0 {
+        outcome.push_str(&format!(
             " {} alerts sent, {} delivered, {} failed.",
             s.alerts_sent, s.alerts_delivered, s.alerts_failed
-        )
-    } else {
-        String::new()
+        ));
     }
+    [kpt, outcome]
 }
 
 /// Throughput in messages and MB per second.
@@ -279,6 +286,41 @@ pub fn rates(messages: u64, bytes: u64, elapsed: Duration) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    fn sample_summary() -> Summary {
+        Summary {
+            messages_sent: 1000,
+            messages_delivered: 998,
+            messages_failed: 2,
+            bytes: 500_000,
+            elapsed_s: 2.0,
+            msgs_per_sec: 499.0,
+            mb_per_sec: 0.24,
+            latency_ms: Latency {
+                avg: 12.345,
+                p50: 11.9,
+                p95: 20.2,
+                p99: 30.7,
+                p999: 41.0,
+                max: 45.5,
+            },
+            devices: 10,
+            cores: 1,
+            seed: 1,
+            sink: "kafka".into(),
+            blocked_s: 0.0,
+            stop_reason: StopReason::Messages,
+            target_rate: None,
+            achieved_rate: 500.0,
+            target_missed: false,
+            config_reloads: 0,
+            config_reload_failures: 0,
+            alerts_sent: 0,
+            alerts_delivered: 0,
+            alerts_failed: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
     #[test]
     fn latency_is_reported_in_ms() {
         let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).unwrap();
@@ -289,6 +331,12 @@ mod tests {
         assert!((l.p50 - 5.0).abs() < 0.01, "{l:?}");
         assert!((l.max - 10.0).abs() < 0.01, "{l:?}");
         let line = progress_line(5000, 5 * 1024 * 1024, 0, Duration::from_secs(5), &h);
+        // kafka-producer-perf-test's final line, field for field: `%d records sent,
+        // %.1f records/sec (%.2f MB/sec), %.2f ms avg latency, %.2f ms max latency,
+        // %d ms 50th, %d ms 95th, %d ms 99th, %d ms 99.9th.`
+        let [kpt, outcome] = summary_lines(&sample_summary());
+        assert_eq!(kpt, "1000 records sent, 499.0 records/sec (0.24 MB/sec), 12.35 ms avg latency, 45.50 ms max latency, 11 ms 50th, 20 ms 95th, 30 ms 99th, 41 ms 99.9th.");
+        assert_eq!(outcome, "998 delivered, 2 failed.");
         assert!(line.starts_with("5000 records sent, 1000.0 records/sec (1.00 MB/sec), 5.0 ms avg latency, 10.0 ms max latency."), "{line}");
     }
 }
