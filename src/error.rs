@@ -112,7 +112,9 @@ pub enum Error {
     #[error("thread '{0}' panicked")]
     Panicked(String),
 
-    #[error("{readings} readings and {alerts} alerts were not delivered (see the summary)")]
+    #[error(
+        "{readings} readings and {alerts} alerts were not confirmed delivered (see the summary)"
+    )]
     Undelivered { readings: u64, alerts: u64 },
 
     #[error("target rate missed: achieved {achieved:.1} of {target:.1} msg/s")]

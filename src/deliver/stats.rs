@@ -20,6 +20,10 @@ pub struct Deliveries {
     /// Alerts, counted apart from readings.
     pub alerts_delivered: u64,
     pub alerts_failed: u64,
+    /// Messages whose fate the broker knows and the client does not: in flight when
+    /// they were purged or timed out, or with no delivery report at exit.
+    pub in_doubt: u64,
+    pub alerts_in_doubt: u64,
     pub bytes_delivered: u64,
     /// Whole-run ack latency, µs.
     pub latency: Histogram<u64>,
@@ -36,6 +40,8 @@ impl Default for Deliveries {
             failed: 0,
             alerts_delivered: 0,
             alerts_failed: 0,
+            in_doubt: 0,
+            alerts_in_doubt: 0,
             bytes_delivered: 0,
             latency: histogram(),
             interval: histogram(),
@@ -73,6 +79,31 @@ impl Deliveries {
         }
         self.alerts_failed += n;
         self.reason(n, &format!("alerts: {reason}"));
+    }
+
+    /// Counts `n` readings, or alerts, whose fate is unknown; their reasons are listed as
+    /// `in doubt: <reason>`.
+    pub fn in_doubt(&mut self, alert: bool, n: u64, reason: &str) {
+        if n == 0 {
+            return;
+        }
+        if alert {
+            self.alerts_in_doubt += n;
+            self.reason(n, &format!("alerts in doubt: {reason}"));
+        } else {
+            self.in_doubt += n;
+            self.reason(n, &format!("in doubt: {reason}"));
+        }
+    }
+
+    /// Readings with an outcome: delivered, failed or in doubt.
+    pub fn readings_settled(&self) -> u64 {
+        self.delivered + self.failed + self.in_doubt
+    }
+
+    /// Alerts with an outcome.
+    pub fn alerts_settled(&self) -> u64 {
+        self.alerts_delivered + self.alerts_failed + self.alerts_in_doubt
     }
 
     fn reason(&mut self, n: u64, reason: &str) {

@@ -38,9 +38,11 @@ struct Counters {
     readings_sent: IntCounter,
     readings_delivered: IntCounter,
     readings_failed: IntCounter,
+    readings_in_doubt: IntCounter,
     alerts_sent: IntCounter,
     alerts_delivered: IntCounter,
     alerts_failed: IntCounter,
+    alerts_in_doubt: IntCounter,
     bytes_delivered: IntCounter,
     blocked_seconds: Counter,
     reloads: IntCounter,
@@ -112,8 +114,16 @@ impl Metrics {
                 "alerts_sent_total",
                 "Alerts (sensor status transitions) handed to the sink.",
             ),
+            readings_in_doubt: counter(
+                "readings_in_doubt_total",
+                "Readings in flight when purged or timed out: maybe in the topic.",
+            ),
             alerts_delivered: counter("alerts_delivered_total", "Alerts the sink confirmed."),
             alerts_failed: counter("alerts_failed_total", "Alerts that failed."),
+            alerts_in_doubt: counter(
+                "alerts_in_doubt_total",
+                "Alerts in flight when purged or timed out: maybe in the topic.",
+            ),
             bytes_delivered: counter(
                 "bytes_delivered_total",
                 "Payload bytes of delivered readings.",
@@ -168,6 +178,8 @@ impl Metrics {
             advance(&c.readings_failed, d.failed + g.lost);
             advance(&c.alerts_delivered, d.alerts_delivered);
             advance(&c.alerts_failed, d.alerts_failed);
+            advance(&c.readings_in_doubt, d.in_doubt);
+            advance(&c.alerts_in_doubt, d.alerts_in_doubt);
             advance(&c.bytes_delivered, d.bytes_delivered);
             latency_family(&d.latency)
         });

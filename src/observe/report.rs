@@ -50,7 +50,8 @@ impl Latency {
     }
 }
 
-/// The outcome of a run. Invariant: `messages_sent == messages_delivered + messages_failed`.
+/// The outcome of a run. Invariant, for readings and for alerts apart:
+/// `sent == delivered + failed + in_doubt`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// Readings generated and handed to the sink.
@@ -59,6 +60,9 @@ pub struct Summary {
     pub messages_delivered: u64,
     /// Readings that failed, for any reason; see `errors`.
     pub messages_failed: u64,
+    /// Readings whose fate the broker knows and the client does not (in flight when
+    /// purged or timed out).
+    pub messages_in_doubt: u64,
     /// Payload bytes delivered.
     pub bytes: u64,
     pub elapsed_s: f64,
@@ -90,6 +94,7 @@ pub struct Summary {
     pub alerts_sent: u64,
     pub alerts_delivered: u64,
     pub alerts_failed: u64,
+    pub alerts_in_doubt: u64,
     /// Failure reasons with counts.
     pub errors: BTreeMap<String, u64>,
 }
@@ -97,8 +102,15 @@ pub struct Summary {
 impl Summary {
     /// True when every reading and every alert is accounted for.
     pub fn is_balanced(&self) -> bool {
-        self.messages_sent == self.messages_delivered + self.messages_failed
-            && self.alerts_sent == self.alerts_delivered + self.alerts_failed
+        self.messages_sent
+            == self.messages_delivered + self.messages_failed + self.messages_in_doubt
+            && self.alerts_sent == self.alerts_delivered + self.alerts_failed + self.alerts_in_doubt
+    }
+
+    /// Whether anything was not confirmed delivered.
+    fn unconfirmed(&self) -> bool {
+        self.messages_failed + self.messages_in_doubt + self.alerts_failed + self.alerts_in_doubt
+            > 0
     }
 }
 
@@ -133,6 +145,7 @@ impl Summary {
                 messages_sent: g.messages,
                 messages_delivered: d.delivered,
                 messages_failed: d.failed + g.lost,
+                messages_in_doubt: d.in_doubt,
                 bytes: d.bytes_delivered,
                 elapsed_s: f.elapsed.as_secs_f64(),
                 msgs_per_sec,
@@ -154,18 +167,21 @@ impl Summary {
                 alerts_sent: g.alerts,
                 alerts_delivered: d.alerts_delivered,
                 alerts_failed: d.alerts_failed,
+                alerts_in_doubt: d.alerts_in_doubt,
                 errors,
             }
         });
         if !summary.is_balanced() {
             log::error!(
-                "accounting mismatch: {} sent but {} delivered + {} failed; alerts: {} sent but {} delivered + {} failed",
+                "accounting mismatch: {} sent but {} delivered + {} failed + {} in doubt; alerts: {} sent but {} delivered + {} failed + {} in doubt",
                 summary.messages_sent,
                 summary.messages_delivered,
                 summary.messages_failed,
+                summary.messages_in_doubt,
                 summary.alerts_sent,
                 summary.alerts_delivered,
-                summary.alerts_failed
+                summary.alerts_failed,
+                summary.alerts_in_doubt
             );
         }
         summary
@@ -206,10 +222,10 @@ impl Summary {
             // `| head` is a normal way to end a stdout run; what could not be written
             // is counted as failed, not delivered.
             Ok(())
-        } else if self.messages_failed > 0 || self.alerts_failed > 0 || !self.is_balanced() {
+        } else if self.unconfirmed() || !self.is_balanced() {
             Err(Error::Undelivered {
-                readings: self.messages_failed,
-                alerts: self.alerts_failed,
+                readings: self.messages_failed + self.messages_in_doubt,
+                alerts: self.alerts_failed + self.alerts_in_doubt,
             })
         } else if let (true, Some(target)) = (self.target_missed, self.target_rate) {
             Err(Error::TargetMissed {
@@ -264,13 +280,13 @@ pub fn summary_lines(s: &Summary) -> [String; 2] {
         whole(l.p999)
     );
     let mut outcome = format!(
-        "{} delivered, {} failed.",
-        s.messages_delivered, s.messages_failed
+        "{} delivered, {} failed, {} in doubt.",
+        s.messages_delivered, s.messages_failed, s.messages_in_doubt
     );
     if s.alerts_sent > 0 {
         outcome.push_str(&format!(
-            " {} alerts sent, {} delivered, {} failed.",
-            s.alerts_sent, s.alerts_delivered, s.alerts_failed
+            " {} alerts sent, {} delivered, {} failed, {} in doubt.",
+            s.alerts_sent, s.alerts_delivered, s.alerts_failed, s.alerts_in_doubt
         ));
     }
     [kpt, outcome]
@@ -291,6 +307,7 @@ mod tests {
             messages_sent: 1000,
             messages_delivered: 998,
             messages_failed: 2,
+            messages_in_doubt: 0,
             bytes: 500_000,
             elapsed_s: 2.0,
             msgs_per_sec: 499.0,
@@ -317,6 +334,7 @@ mod tests {
             alerts_sent: 0,
             alerts_delivered: 0,
             alerts_failed: 0,
+            alerts_in_doubt: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -336,7 +354,7 @@ mod tests {
         // %d ms 50th, %d ms 95th, %d ms 99th, %d ms 99.9th.`
         let [kpt, outcome] = summary_lines(&sample_summary());
         assert_eq!(kpt, "1000 records sent, 499.0 records/sec (0.24 MB/sec), 12.35 ms avg latency, 45.50 ms max latency, 11 ms 50th, 20 ms 95th, 30 ms 99th, 41 ms 99.9th.");
-        assert_eq!(outcome, "998 delivered, 2 failed.");
+        assert_eq!(outcome, "998 delivered, 2 failed, 0 in doubt.");
         assert!(line.starts_with("5000 records sent, 1000.0 records/sec (1.00 MB/sec), 5.0 ms avg latency, 10.0 ms max latency."), "{line}");
     }
 }

@@ -76,3 +76,48 @@ fn an_unreachable_broker_fails_fast_and_clearly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn messages_in_flight_at_the_flush_timeout_are_in_doubt_not_failed() {
+    // Acks take 500 ms and the flush waits 200 ms: whatever was sent in the last
+    // 300 ms is still in flight when it is purged. The broker may have written it, so
+    // it is in doubt; the counts still balance, and the exit status says not all of
+    // it was confirmed.
+    let out = run(&[
+        "--mock-rtt",
+        "500ms",
+        "--rate",
+        "400",
+        "--duration",
+        "3s",
+        "--devices",
+        "100",
+        "--flush-timeout",
+        "200ms",
+        "-X",
+        "linger.ms=0",
+        "--alerts-topic",
+        "",
+        "--json",
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let s = summary_from(&out.stdout);
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert!(n("messages_in_doubt") > 0, "{s}");
+    assert_eq!(
+        n("messages_sent"),
+        n("messages_delivered") + n("messages_failed") + n("messages_in_doubt"),
+        "{s}"
+    );
+    assert!(stderr.contains("in doubt."), "{stderr}");
+    assert!(
+        s["errors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("in doubt: ") && k.contains("PurgeInflight")),
+        "{s}"
+    );
+}

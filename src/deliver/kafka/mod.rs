@@ -82,14 +82,19 @@ impl ProducerContext for DeliveryContext {
                 self.stats
                     .with(|d| d.ok(len, Some(now_us.saturating_sub(sent_us))));
             }
-            Err((e, _)) => {
+            Err((e, msg)) => {
                 let reason = e.to_string();
-                self.stats.with(|d| {
-                    if alert {
-                        d.alerts_failed(1, &reason)
-                    } else {
-                        d.failed(1, &reason)
-                    }
+                // librdkafka knows whether the message may have reached the broker (it was
+                // in flight when it timed out or was purged): such a message is in
+                // doubt, not failed, since it may be in the topic.
+                // SAFETY: `msg` is a valid message for the duration of this callback.
+                let status = unsafe { rdkafka::bindings::rd_kafka_message_status(msg.ptr()) };
+                let possibly = status
+                    == rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
+                self.stats.with(|d| match (possibly, alert) {
+                    (true, _) => d.in_doubt(alert, 1, &reason),
+                    (false, true) => d.alerts_failed(1, &reason),
+                    (false, false) => d.failed(1, &reason),
                 });
             }
         }
@@ -104,6 +109,8 @@ pub struct KafkaSink {
     epoch: Instant,
     stats: Arc<DeliveryStats>,
     flush_grace: Duration,
+    /// Readings and alerts handed to this sink, to find those without a delivery report.
+    handed: (u64, u64),
 }
 
 /// What `open` set up: the sink, a description for the log, and the mock cluster if any.
@@ -167,6 +174,7 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Erro
             epoch,
             stats,
             flush_grace: k.flush_timeout.0,
+            handed: (0, 0),
         },
         description,
         mock,
@@ -277,6 +285,7 @@ fn enqueue(
 impl Sink for KafkaSink {
     fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
         let sent_us = self.now_us();
+        self.handed.0 += batch.len() as u64;
         let stats = &self.stats;
         self.batches.load(batch.readings(), opaque(sent_us, false));
         enqueue(
@@ -288,6 +297,7 @@ impl Sink for KafkaSink {
         );
         if let Some(alerts) = &mut self.alerts {
             if !batch.alerts().is_empty() {
+                self.handed.1 += batch.alerts().len() as u64;
                 alerts.load(batch.alerts(), opaque(sent_us, true));
                 enqueue(
                     alerts,
@@ -308,19 +318,20 @@ impl Sink for KafkaSink {
     fn finish(&mut self, timeout: Duration) {
         if let Err(e) = self.producer.flush(timeout) {
             log::warn!(
-                "flush did not complete within {}: {e}; {} messages still queued are purged and counted as failed",
+                "flush did not complete within {}: {e}; what is still queued is purged (failed) and what is in flight is in doubt",
                 humantime::format_duration(timeout),
-                self.producer.in_flight_count()
             );
             self.producer
                 .purge(PurgeConfig::default().queue().inflight());
-            // Serve the purge's delivery reports, which record the failures.
+            // Serve the purge's delivery reports, which record each message's outcome.
             let _ = self.producer.flush(Duration::from_secs(5));
         }
-        let left = self.producer.in_flight_count();
-        if left > 0 {
-            self.stats
-                .with(|d| d.failed(left as u64, "no delivery report before exit"));
-        }
+        // Only messages count: librdkafka's own queue length also holds other events.
+        let (readings, alerts) = self.handed;
+        self.stats.with(|d| {
+            let reason = "no delivery report before exit";
+            d.in_doubt(false, readings.saturating_sub(d.readings_settled()), reason);
+            d.in_doubt(true, alerts.saturating_sub(d.alerts_settled()), reason);
+        });
     }
 }
