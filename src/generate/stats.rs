@@ -14,6 +14,8 @@ pub struct WorkerStats {
     pub bytes: AtomicU64,
     /// Readings generated but never handed over (the delivery thread was gone).
     pub lost: AtomicU64,
+    /// Alerts generated but never handed over.
+    pub lost_alerts: AtomicU64,
     /// Alerts generated (handed over with the readings that raised them).
     pub alerts: AtomicU64,
     /// Nanoseconds spent waiting for the delivery thread (backpressure).
@@ -33,9 +35,17 @@ impl WorkerStats {
         self.ended.get().copied()
     }
 
-    pub fn add_batch(&self, messages: u64, bytes: u64) {
+    /// Counts a batch of `messages` readings (`bytes` of payload) and their `alerts`.
+    pub fn add_batch(&self, messages: u64, alerts: u64, bytes: u64) {
         self.generated.fetch_add(messages, Relaxed);
+        self.alerts.fetch_add(alerts, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Counts readings and alerts that could not be handed over.
+    pub fn lose(&self, messages: u64, alerts: u64) {
+        self.lost.fetch_add(messages, Relaxed);
+        self.lost_alerts.fetch_add(alerts, Relaxed);
     }
 }
 
@@ -45,6 +55,7 @@ pub struct Generated {
     pub messages: u64,
     pub bytes: u64,
     pub lost: u64,
+    pub lost_alerts: u64,
     pub blocked_ns: u64,
     pub alerts: u64,
 }
@@ -55,6 +66,7 @@ impl Generated {
             messages: a.messages + w.generated.load(Relaxed),
             bytes: a.bytes + w.bytes.load(Relaxed),
             lost: a.lost + w.lost.load(Relaxed),
+            lost_alerts: a.lost_alerts + w.lost_alerts.load(Relaxed),
             blocked_ns: a.blocked_ns + w.blocked_ns.load(Relaxed),
             alerts: a.alerts + w.alerts.load(Relaxed),
         })

@@ -119,8 +119,6 @@ struct Running {
     seen: Option<u64>,
     timestamp: i64,
     since_clock: u32,
-    /// Alerts not yet published to the stats.
-    alerts: u64,
 }
 
 impl Worker {
@@ -141,7 +139,6 @@ impl Worker {
             seen: None,
             timestamp: now_ms(),
             since_clock: 0,
-            alerts: 0,
         };
         self.refresh(&mut r);
         'run: for seq in 0u64.. {
@@ -156,11 +153,8 @@ impl Worker {
                 if !self.wait_turn(&mut r, &mut batch) {
                     break 'run;
                 }
-                r.alerts += r.emitter.emit(device, seq, r.timestamp, &mut batch);
+                r.emitter.emit(device, seq, r.timestamp, &mut batch);
                 if batch.is_full() {
-                    self.stats
-                        .alerts
-                        .fetch_add(std::mem::take(&mut r.alerts), Relaxed);
                     if !self.ship(&mut batch) {
                         return;
                     }
@@ -171,7 +165,6 @@ impl Worker {
                 }
             }
         }
-        self.stats.alerts.fetch_add(r.alerts, Relaxed);
         if !batch.is_empty() {
             self.ship(&mut batch);
         }
@@ -248,24 +241,24 @@ impl Worker {
         }
     }
 
-    /// Swaps `batch` for an empty one and queues the full one. False if the delivery
-    /// side is gone, in which case the readings are counted as lost.
+    /// Swaps `batch` for an empty one and queues the full one, publishing its counts
+    /// (so the counters advance at every ship, full or lingering). False if the
+    /// delivery side is gone, in which case its readings and alerts are counted as lost.
     fn ship(&mut self, batch: &mut Batch) -> bool {
+        let counts = (batch.len() as u64, batch.alerts().len() as u64);
+        self.stats
+            .add_batch(counts.0, counts.1, batch.bytes() as u64);
         let Some(empty) = self.take() else {
-            self.stats
-                .add_batch(batch.len() as u64, batch.bytes() as u64);
-            self.lose(batch.len());
+            self.stats.lose(counts.0, counts.1);
             batch.clear();
             return false;
         };
         let full = std::mem::replace(batch, empty);
-        let (n, bytes) = (full.len() as u64, full.bytes() as u64);
-        self.stats.add_batch(n, bytes);
         let t = Instant::now();
         let shipped = self.handoff.ship(full).is_none();
         self.add_blocked(t.elapsed());
         if !shipped {
-            self.lose(n as usize);
+            self.stats.lose(counts.0, counts.1);
         }
         shipped
     }
@@ -289,10 +282,6 @@ impl Worker {
                 .blocked_ns
                 .fetch_add(d.as_nanos() as u64, Relaxed);
         }
-    }
-
-    fn lose(&self, n: usize) {
-        self.stats.lost.fetch_add(n as u64, Relaxed);
     }
 }
 

@@ -177,7 +177,7 @@ impl Metrics {
             advance(&c.readings_delivered, d.delivered);
             advance(&c.readings_failed, d.failed + g.lost);
             advance(&c.alerts_delivered, d.alerts_delivered);
-            advance(&c.alerts_failed, d.alerts_failed);
+            advance(&c.alerts_failed, d.alerts_failed + g.lost_alerts);
             advance(&c.readings_in_doubt, d.in_doubt);
             advance(&c.alerts_in_doubt, d.alerts_in_doubt);
             advance(&c.bytes_delivered, d.bytes_delivered);
@@ -221,8 +221,7 @@ mod tests {
             1000,
             1,
         );
-        worker.add_batch(10, 5000);
-        worker.alerts.fetch_add(3, Relaxed);
+        worker.add_batch(10, 3, 5000);
         deliveries.with(|d| {
             for _ in 0..7 {
                 d.ok(500, Some(2000));
@@ -234,6 +233,7 @@ mod tests {
             "iotblast_readings_sent_total 10",
             "iotblast_readings_delivered_total 7",
             "iotblast_readings_failed_total 1",
+            "iotblast_readings_in_doubt_total 0",
             "iotblast_alerts_sent_total 3",
             "iotblast_bytes_delivered_total 3500",
             "iotblast_devices 1000",
@@ -245,7 +245,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         // Counters follow the sources on the next scrape.
-        worker.add_batch(5, 100);
+        worker.add_batch(5, 0, 100);
         assert!(m
             .render()
             .lines()

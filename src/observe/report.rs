@@ -66,8 +66,12 @@ pub struct Summary {
     /// Payload bytes delivered.
     pub bytes: u64,
     pub elapsed_s: f64,
-    /// Delivered messages per second over the whole run, flush included.
+    /// Delivered readings per second over the whole run, flush included.
     pub msgs_per_sec: f64,
+    /// Delivered alerts per second over the whole run.
+    pub alerts_per_sec: f64,
+    /// Delivered readings and alerts per second: what the cluster took.
+    pub total_per_sec: f64,
     pub mb_per_sec: f64,
     pub latency_ms: Latency,
     pub devices: u64,
@@ -138,6 +142,9 @@ impl Summary {
             if g.lost > 0 {
                 *errors.entry("lost at handoff".into()).or_default() += g.lost;
             }
+            if g.lost_alerts > 0 {
+                *errors.entry("alerts: lost at handoff".into()).or_default() += g.lost_alerts;
+            }
             let (msgs_per_sec, mb_per_sec) = rates(d.delivered, d.bytes_delivered, f.elapsed);
             let target_rate = f.live.get().0.rate;
             let achieved_rate = rates(g.messages, 0, f.generation).0;
@@ -149,6 +156,8 @@ impl Summary {
                 bytes: d.bytes_delivered,
                 elapsed_s: f.elapsed.as_secs_f64(),
                 msgs_per_sec,
+                alerts_per_sec: rates(d.alerts_delivered, 0, f.elapsed).0,
+                total_per_sec: rates(d.delivered + d.alerts_delivered, 0, f.elapsed).0,
                 mb_per_sec,
                 latency_ms: Latency::from_us(&d.latency),
                 devices: f.run.devices(),
@@ -166,7 +175,7 @@ impl Summary {
                 config_reload_failures: f.live.reload_failures.load(Relaxed),
                 alerts_sent: g.alerts,
                 alerts_delivered: d.alerts_delivered,
-                alerts_failed: d.alerts_failed,
+                alerts_failed: d.alerts_failed + g.lost_alerts,
                 alerts_in_doubt: d.alerts_in_doubt,
                 errors,
             }
@@ -311,6 +320,8 @@ mod tests {
             bytes: 500_000,
             elapsed_s: 2.0,
             msgs_per_sec: 499.0,
+            alerts_per_sec: 0.0,
+            total_per_sec: 499.0,
             mb_per_sec: 0.24,
             latency_ms: Latency {
                 avg: 12.345,

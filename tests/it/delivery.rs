@@ -44,6 +44,17 @@ fn embedded_mock_run_delivers_everything_it_sends() {
     ] {
         assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
     }
+    // Throughput for readings, for alerts, and in total, from the same delivered counts.
+    let rate = |k: &str| s[k].as_f64().unwrap();
+    let elapsed = rate("elapsed_s");
+    assert!(
+        (rate("alerts_per_sec") * elapsed - alerts as f64).abs() < 1.0,
+        "{s}"
+    );
+    assert!(
+        (rate("total_per_sec") - rate("msgs_per_sec") - rate("alerts_per_sec")).abs() < 1e-6,
+        "{s}"
+    );
     for key in ["avg", "p50", "p95", "p99", "p999", "max"] {
         assert!(
             s["latency_ms"][key].as_f64().is_some(),

@@ -92,3 +92,38 @@ fn metrics_and_health_endpoints_serve_the_running_counts() {
     let s = summary_from(&out.stdout);
     assert!(s["messages_sent"].as_f64().unwrap() >= later);
 }
+
+#[test]
+fn counters_advance_between_full_batches_at_low_rates() {
+    // At 300 readings/s a 1024-reading batch takes over 3 s to fill; the counters
+    // must still move with every lingering partial batch, alerts included.
+    let mut child = spawn(&[
+        "--devices",
+        "300",
+        "--rate",
+        "300",
+        "--duration",
+        "3s",
+        "--metrics-address",
+        "127.0.0.1:0",
+    ]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let address = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "exited early");
+        if line.contains("serving /metrics on") {
+            break line.rsplit("http://").next().unwrap().trim().to_owned();
+        }
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, text) = http_get(&address, "/metrics");
+    assert!(
+        metric(&text, "iotblast_readings_sent_total") > 100.0,
+        "{text}"
+    );
+    assert!(metric(&text, "iotblast_alerts_sent_total") > 0.0, "{text}");
+    let mut rest = Vec::new();
+    stderr.read_to_end(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+}
