@@ -84,7 +84,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let instance = topology::instance_devices(run);
     let plan = plan(run, &instance);
     let deliveries = Arc::new(DeliveryStats::default());
-    let (sink, _mock) = open_sink(run, &deliveries)?;
+    let (sink, _mock) = open_sink(run, &deliveries, &shutdown)?;
     if run.seed_was_random {
         log::info!(
             "seed {} (pass --seed {} to repeat this run)",
@@ -178,11 +178,12 @@ fn plan(run: &Run, instance: &Range<u64>) -> Plan {
 fn open_sink(
     run: &Run,
     deliveries: &Arc<DeliveryStats>,
+    shutdown: &Shutdown,
 ) -> Result<(Box<dyn Sink>, Option<MockGuard>), Error> {
     let stats = Arc::clone(deliveries);
     Ok(match run.sink {
         SinkKind::Kafka => {
-            let opened = kafka::open(&run.settings.kafka, stats)?;
+            let opened = kafka::open(&run.settings.kafka, stats, shutdown)?;
             log::info!("producing to {}", opened.description);
             (Box::new(opened.sink), opened.mock)
         }

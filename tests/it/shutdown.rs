@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 
@@ -75,4 +75,37 @@ fn sigterm_stops_flushes_and_accounts_for_every_reading() {
     assert_eq!(records.len() as u64, delivered);
     let counts = seqs_per_device(records.iter().map(|r| &r.value));
     assert_eq!(counts.values().sum::<u64>(), delivered);
+}
+
+#[test]
+fn a_signal_during_start_up_ends_the_run_at_once() {
+    // An unreachable broker keeps start-up waiting for up to --connect-timeout (30 s);
+    // SIGTERM must end that wait, not be queued behind it.
+    let child = spawn(&[
+        "-b",
+        "127.0.0.1:1",
+        "--connect-timeout",
+        "30s",
+        "--messages",
+        "10",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    let (status, _, stderr) = wait_with_limit(child, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        stderr.contains("stopped by a signal during start-up"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
