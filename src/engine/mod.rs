@@ -93,13 +93,15 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         );
     }
     let started = Instant::now();
-    let workers = start_workers(run, &plan, &live, &shutdown)?;
+    let mut workers = start_workers(run, &plan, &live, &shutdown)?;
     let mut endpoints =
         match start_endpoints(run, &workers, &deliveries, &live, &shutdown, &instance) {
             Ok(e) => e,
             Err(e) => {
-                // Workers are running: stop them cleanly before reporting the error.
+                // Workers are running and no delivery thread drains them: close their
+                // hand-offs so a worker blocked on a full channel wakes up, then join.
                 shutdown.request(StopReason::Error);
+                drop(std::mem::take(&mut workers.sides));
                 workers.join()?;
                 return Err(e);
             }
