@@ -206,6 +206,10 @@ mod tests {
             (&["--buildings", "A,,B"], "--buildings: values must not be empty"),
             (&["--topic", ".."], "--topic: '..' is not a valid Kafka topic name"),
             (
+                &["--partitions", "2147483647"],
+                "--partitions: must be between 1 and 10000",
+            ),
+            (
                 &["--connect-timeout", "25days"],
                 "--connect-timeout: must be between 1ms and 1day",
             ),

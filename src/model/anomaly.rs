@@ -70,7 +70,11 @@ impl Kind {
     }
 }
 
-/// Relative weights of the anomaly kinds (need not sum to 1; 0 turns a kind off).
+/// Largest anomaly weight: weights are relative, so any scale fits below it.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+/// Relative weights of the anomaly kinds, each 0 to 1e6 (need not sum to 1; 0 turns a
+/// kind off).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Weights {
@@ -117,10 +121,10 @@ impl Weights {
 
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         for (k, w) in Kind::ALL.iter().zip(self.as_array()) {
-            if !(w >= 0.0 && w.is_finite()) {
+            if !(0.0..=MAX_WEIGHT).contains(&w) {
                 return Err(ConfigError::new(
                     format!("{key}.{}", k.as_str()),
-                    format!("must be a finite number >= 0, got {w}"),
+                    format!("must be a finite number from 0 to {MAX_WEIGHT}, got {w}"),
                 ));
             }
         }

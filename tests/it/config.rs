@@ -162,7 +162,7 @@ fn bad_files_are_rejected_with_the_offending_key_and_value() {
         ),
         (
             "device:\n  simulator:\n    anomaly_weights: { spike: -1 }\n",
-            "device.simulator.anomaly_weights.spike: must be a finite number >= 0, got -1",
+            "device.simulator.anomaly_weights.spike: must be a finite number from 0 to 1000000, got -1",
         ),
         (
             "device:\n  thresholds:\n    pressure: { sd: -2 }\n",

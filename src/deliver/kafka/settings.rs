@@ -125,7 +125,8 @@ impl Default for Topics {
 pub struct ProducerSettings {
     /// `client.id`.
     pub client_id: String,
-    /// Messages per MessageSet (`batch.num.messages`; librdkafka's default is 10000).
+    /// Messages per MessageSet, 1 to 1000000 (`batch.num.messages`; librdkafka's
+    /// default is 10000).
     pub batch_size: u32,
     /// How long to wait to fill a MessageSet (`linger.ms`; librdkafka's default is 5ms).
     /// Also accepted as `batch_timeout`.
@@ -133,7 +134,8 @@ pub struct ProducerSettings {
     pub linger: Dur,
     /// `compression.type`: none, gzip, snappy, lz4 or zstd.
     pub compression_type: Compression,
-    /// Retries of a failed produce request (`retries`; librdkafka's default 2147483647).
+    /// Retries of a failed produce request, 0 to 2147483647 (`retries`; librdkafka's
+    /// default 2147483647).
     pub max_retries: u32,
     /// Backoff between retries (`retry.backoff.ms`; librdkafka's default 100ms).
     pub retry_backoff: Dur,
@@ -145,7 +147,8 @@ pub struct ProducerSettings {
     /// How long a message may wait for delivery before it fails (`message.timeout.ms`;
     /// librdkafka's default 300s).
     pub timeout: Dur,
-    /// Messages librdkafka may hold in its queue (`queue.buffering.max.messages`).
+    /// Messages librdkafka may hold in its queue, 1 to 10000000
+    /// (`queue.buffering.max.messages`; its memory is also capped at 32 MiB).
     pub channel_buffer_size: u32,
 }
 
@@ -349,9 +352,23 @@ impl KafkaSettings {
             })
     }
 
-    /// Durations are within what librdkafka takes: milliseconds in an i32, which wrap
-    /// past ~24.8 days, and its own maxima for linger and backoff.
+    /// Producer numbers and durations are within what librdkafka takes: milliseconds in
+    /// an i32, which wrap past ~24.8 days, and its own maxima for the rest.
     fn validate_timeouts(&self) -> Result<(), ConfigError> {
+        let p = &self.producer;
+        in_range("kafka.producer.batch_size", p.batch_size, 1, 1_000_000)?;
+        in_range(
+            "kafka.producer.max_retries",
+            p.max_retries,
+            0,
+            i32::MAX as u32,
+        )?;
+        in_range(
+            "kafka.producer.channel_buffer_size",
+            p.channel_buffer_size,
+            1,
+            10_000_000,
+        )?;
         let d = |key, v, lo, hi| in_range(key, v, lo, hi);
         d(
             "kafka.connect_timeout",
