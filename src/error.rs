@@ -109,9 +109,6 @@ pub enum Error {
     #[error("stdout is closed")]
     StdoutClosed,
 
-    #[error("stopped by a signal during start-up")]
-    Interrupted,
-
     #[error("thread '{0}' panicked")]
     Panicked(String),
 
@@ -127,15 +124,13 @@ pub enum Error {
 impl Error {
     /// The process exit status for this error: 2 for bad flags or configuration, 3 for
     /// a run that completed with undelivered messages, 4 for one that missed its target
-    /// rate, 130 for a signal during start-up, 1 for anything else. README's exit status
-    /// table lists the same.
+    /// rate, 1 for anything else. README's exit status table lists the same (and 130,
+    /// which the signal handlers exit with themselves).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => 2,
             Error::Undelivered { .. } => 3,
             Error::TargetMissed { .. } => 4,
-            // The shell's convention for a run ended by SIGINT.
-            Error::Interrupted => 130,
             _ => 1,
         }
     }

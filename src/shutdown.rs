@@ -50,20 +50,34 @@ pub struct Shutdown {
     requested: AtomicBool,
     /// Set from the signal handler (which may only store to an atomic).
     signalled: Arc<AtomicBool>,
+    /// True until the run is producing: a signal before then exits at once with 130,
+    /// since there is nothing to flush (waiting up to --connect-timeout for brokers
+    /// would ignore the user).
+    starting: Arc<AtomicBool>,
     at: Mutex<Option<(Instant, StopReason)>>,
 }
 
 impl Shutdown {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        let s = Self::default();
+        s.starting.store(true, Ordering::Relaxed);
+        Arc::new(s)
     }
 
-    /// Routes SIGINT and SIGTERM here. A second signal while the first is being handled
-    /// exits at once with status 130, for a user who does not want to wait for the flush.
+    /// The run is producing: from now on a first signal stops it cleanly.
+    pub fn started(&self) {
+        self.starting.store(false, Ordering::Relaxed);
+    }
+
+    /// Routes SIGINT and SIGTERM here. During start-up a signal exits at once with
+    /// status 130; once running, the first one stops the run cleanly, and a second one
+    /// while the first is being handled exits at once with 130, for a user who does not
+    /// want to wait for the flush.
     pub fn install_signal_handlers(&self) -> std::io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         use signal_hook::flag;
         for sig in [SIGINT, SIGTERM] {
+            flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.starting))?;
             flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.signalled))?;
             flag::register(sig, Arc::clone(&self.signalled))?;
         }

@@ -84,7 +84,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let instance = topology::instance_devices(run);
     let plan = plan(run, &instance);
     let deliveries = Arc::new(DeliveryStats::default());
-    let (sink, _mock) = open_sink(run, &deliveries, &shutdown)?;
+    let (sink, _mock) = open_sink(run, &deliveries)?;
     if run.seed_was_random {
         log::info!(
             "seed {} (pass --seed {} to repeat this run)",
@@ -113,6 +113,8 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
             delivery::run(sink, sides, flush, shutdown)
         })?
     };
+    // From here on a signal stops the run cleanly (flush, summary); before, it exits.
+    shutdown.started();
     let watched = Watched {
         workers: &workers.stats,
         deliveries: &deliveries,
@@ -180,12 +182,11 @@ fn plan(run: &Run, instance: &Range<u64>) -> Plan {
 fn open_sink(
     run: &Run,
     deliveries: &Arc<DeliveryStats>,
-    shutdown: &Shutdown,
 ) -> Result<(Box<dyn Sink>, Option<MockGuard>), Error> {
     let stats = Arc::clone(deliveries);
     Ok(match run.sink {
         SinkKind::Kafka => {
-            let opened = kafka::open(&run.settings.kafka, stats, shutdown)?;
+            let opened = kafka::open(&run.settings.kafka, stats)?;
             log::info!("producing to {}", opened.description);
             (Box::new(opened.sink), opened.mock)
         }

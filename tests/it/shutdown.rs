@@ -80,7 +80,8 @@ fn sigterm_stops_flushes_and_accounts_for_every_reading() {
 #[test]
 fn a_signal_during_start_up_ends_the_run_at_once() {
     // An unreachable broker keeps start-up waiting for up to --connect-timeout (30 s);
-    // SIGTERM must end that wait, not be queued behind it.
+    // SIGTERM must end that wait, not be queued behind it. Nothing was produced yet,
+    // so the process exits at once with the shell's 130.
     let child = spawn(&[
         "-b",
         "127.0.0.1:1",
@@ -102,10 +103,6 @@ fn a_signal_during_start_up_ends_the_run_at_once() {
         t.elapsed() < Duration::from_secs(3),
         "took {:?}",
         t.elapsed()
-    );
-    assert!(
-        stderr.contains("stopped by a signal during start-up"),
-        "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -121,11 +121,7 @@ pub struct Opened {
 }
 
 /// Connects (or starts the embedded mock), makes sure the topic exists and creates the producer.
-pub fn open(
-    k: &KafkaSettings,
-    stats: Arc<DeliveryStats>,
-    shutdown: &Shutdown,
-) -> Result<Opened, Error> {
+pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Error> {
     let (brokers, mock, description) = match k.bootstrap() {
         Some(b) => (b.clone(), None, format!("Kafka at {b}")),
         None => {
@@ -165,7 +161,7 @@ pub fn open(
     let partitioner =
         partitioner_by_name(name).ok_or_else(|| Error::Partitioner(name.to_owned()))?;
     let handle = |topic: &str| -> Result<BatchProducer, Error> {
-        let partitions = ensure_topic(&producer, &brokers, k, topic, shutdown)?;
+        let partitions = ensure_topic(&producer, &brokers, k, topic)?;
         BatchProducer::new(&producer, topic, partitioner, partitions)
     };
     let batches = handle(&k.topics.device_data)?;
@@ -185,37 +181,25 @@ pub fn open(
     })
 }
 
-/// How often a start-up wait for the brokers looks for a stop request.
-const STARTUP_SLICE: Duration = Duration::from_millis(200);
-
 /// Fetches metadata within `connect_timeout` (so an unreachable cluster fails fast and
-/// clearly), creates `topic` if it is missing and returns its partition count. Waits
-/// in short slices, so a signal during start-up is honoured at once.
+/// clearly), creates `topic` if it is missing and returns its partition count.
 fn ensure_topic(
     producer: &BaseProducer<DeliveryContext>,
     brokers: &str,
     k: &KafkaSettings,
     topic: &str,
-    shutdown: &Shutdown,
 ) -> Result<i32, Error> {
     let unreachable = |source: Unreachable| Error::Unreachable {
         brokers: brokers.to_owned(),
         timeout: k.connect_timeout.0,
         source,
     };
-    let deadline = Instant::now() + k.connect_timeout.0;
-    let md = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match producer
-            .client()
-            .fetch_metadata(None, left.min(STARTUP_SLICE))
-        {
-            Ok(md) => break md,
-            Err(_) if shutdown.is_requested() => return Err(Error::Interrupted),
-            Err(e) if left <= STARTUP_SLICE => return Err(unreachable(Unreachable::Metadata(e))),
-            Err(_) => {}
-        }
-    };
+    // One request with the whole timeout: a retry loop of shorter ones would never
+    // succeed against a cluster whose round trip is longer than the slice.
+    let md = producer
+        .client()
+        .fetch_metadata(None, k.connect_timeout.0)
+        .map_err(|e| unreachable(Unreachable::Metadata(e)))?;
     if md.brokers().is_empty() {
         return Err(unreachable(Unreachable::NoBrokers));
     }
