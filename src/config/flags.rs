@@ -166,6 +166,7 @@ pub const FLAGS: &[Flag] = &[
     flag("duration", "run.duration", "DUR"),
     flag("messages", "run.messages", "N"),
     flag("report-interval", "run.report_interval", "DUR"),
+    flag("interval-log", "run.interval_log", "FILE"),
     flag("instance-index", "run.instance_index", "I"),
     flag("instance-count", "run.instance_count", "K"),
     flag("metrics-address", "metrics.address", "ADDR"),

@@ -55,6 +55,10 @@ pub struct RunSettings {
     pub instance_count: u64,
     /// Interval between progress lines, 100ms to 1 day.
     pub report_interval: Dur,
+    /// File to write one JSON line per reporting interval to (readings and alerts sent,
+    /// delivered, failed and in doubt; rates; ack-latency percentiles); the last line is
+    /// the final partial interval, so the lines add up to the summary. Null writes none.
+    pub interval_log: Option<std::path::PathBuf>,
 }
 
 impl Default for RunSettings {
@@ -67,6 +71,7 @@ impl Default for RunSettings {
             instance_index: 0,
             instance_count: 1,
             report_interval: Dur(std::time::Duration::from_secs(5)),
+            interval_log: None,
         }
     }
 }

@@ -83,6 +83,8 @@ pub fn run(run: &Run, shutdown: Arc<Shutdown>) -> Result<Summary, Error> {
 pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<Summary, Error> {
     let instance = topology::instance_devices(run);
     let plan = plan(run, &instance);
+    // Bad output files are found before anything connects.
+    let mut interval_log = open_interval_log(run)?;
     let deliveries = Arc::new(DeliveryStats::default());
     let (sink, _mock) = open_sink(run, &deliveries)?;
     if run.seed_was_random {
@@ -115,12 +117,13 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     };
     // From here on a signal stops the run cleanly (flush, summary); before, it exits.
     shutdown.started();
-    let watched = Watched {
+    let mut watched = Watched {
         workers: &workers.stats,
         deliveries: &deliveries,
         shutdown: &shutdown,
+        interval_log: interval_log.as_mut().map(|f| f as &mut dyn std::io::Write),
     };
-    progress::until_done(run, started, &watched, &delivery);
+    progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();
     Workers {
         sides: Vec::new(),
@@ -150,6 +153,22 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         cores: plan.workers.len(),
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
     }))
+}
+
+/// Creates `run.interval_log`, if set; a file that cannot be created is bad input.
+fn open_interval_log(run: &Run) -> Result<Option<std::io::BufWriter<std::fs::File>>, Error> {
+    let Some(path) = &run.settings.run.interval_log else {
+        return Ok(None);
+    };
+    std::fs::File::create(path)
+        .map(|f| Some(std::io::BufWriter::new(f)))
+        .map_err(|e| {
+            crate::error::ConfigError::new(
+                "run.interval_log",
+                format!("cannot create '{}': {e}", path.display()),
+            )
+            .into()
+        })
 }
 
 /// Splits this instance's devices over the worker threads and cores, logging how.

@@ -1,32 +1,72 @@
 //! The reporter: the calling thread of a run. It prints a progress line per interval,
-//! enforces `run.duration`, turns signals into a stop request, and returns when the
-//! delivery thread has finished (after the last worker and the sink's flush).
+//! writes the interval log (`run.interval_log`), enforces `run.duration`, turns signals
+//! into a stop request, and returns when the delivery thread has finished (after the
+//! last worker and the sink's flush).
 
+use std::io::Write;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::config::Run;
 use crate::deliver::stats::DeliveryStats;
 use crate::generate::stats::{Generated, WorkerStats};
-use crate::observe::report;
+use crate::observe::report::{self, Latency};
 use crate::shutdown::{Shutdown, StopReason};
 
 /// How often the reporter wakes to check for stop conditions.
 const TICK: Duration = Duration::from_millis(20);
 
-/// What the reporter reads.
+/// What the reporter reads and writes.
 pub struct Watched<'a> {
     pub workers: &'a [Arc<WorkerStats>],
     pub deliveries: &'a DeliveryStats,
     pub shutdown: &'a Shutdown,
+    /// Where one JSON line per interval goes, if anywhere.
+    pub interval_log: Option<&'a mut dyn Write>,
 }
 
-/// Reports until `delivery` has finished.
-pub fn until_done(run: &Run, started: Instant, w: &Watched<'_>, delivery: &JoinHandle<()>) {
+/// Cumulative counts at one instant; intervals are differences of two.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    at: Instant,
+    generated: Generated,
+    delivered: u64,
+    failed: u64,
+    in_doubt: u64,
+    alerts_delivered: u64,
+    alerts_failed: u64,
+}
+
+/// One line of the interval log: what happened in one reporting interval.
+#[derive(Debug, Serialize)]
+pub struct IntervalRecord {
+    /// Seconds since the run started, at the end of the interval.
+    pub t_s: f64,
+    pub interval_s: f64,
+    pub readings_sent: u64,
+    pub readings_delivered: u64,
+    pub readings_failed: u64,
+    pub readings_in_doubt: u64,
+    pub alerts_sent: u64,
+    pub alerts_delivered: u64,
+    pub alerts_failed: u64,
+    /// Readings generated per second in the interval.
+    pub readings_per_sec: f64,
+    pub alerts_per_sec: f64,
+    pub mb_per_sec: f64,
+    /// Ack latency of the messages acknowledged in the interval.
+    pub ack_latency_ms: Latency,
+}
+
+/// Reports until `delivery` has finished; the interval log ends with the last, partial
+/// interval, so its lines add up to the summary's counts.
+pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &JoinHandle<()>) {
     let interval = run.settings.run.report_interval.0;
     let duration = run.settings.run.duration.map(|d| d.0);
-    let mut last = (Instant::now(), Generated::default(), 0u64);
+    let mut last = snapshot(w, started);
     let mut next_report = started + interval;
     while !delivery.is_finished() {
         thread::sleep(TICK);
@@ -34,25 +74,72 @@ pub fn until_done(run: &Run, started: Instant, w: &Watched<'_>, delivery: &JoinH
         if duration.is_some_and(|d| started.elapsed() >= d) && !w.shutdown.is_requested() {
             w.shutdown.request(StopReason::Duration);
         }
-        let now = Instant::now();
-        if now >= next_report {
+        if Instant::now() >= next_report {
             next_report += interval;
-            let g = Generated::sum(w.workers);
-            let (failed, line) = w.deliveries.with(|d| {
-                let line = report::progress_line(
-                    g.messages - last.1.messages,
-                    g.bytes - last.1.bytes,
-                    d.failed - last.2,
-                    now - last.0,
-                    &d.interval,
-                );
-                d.interval.reset();
-                (d.failed, line)
-            });
-            if !run.quiet {
-                crate::output::err(&line);
-            }
-            last = (now, g, failed);
+            last = report_interval(run, started, w, last);
         }
     }
+    if w.interval_log.is_some() {
+        report_interval(run, started, w, last);
+    }
+}
+
+fn snapshot(w: &Watched<'_>, at: Instant) -> Snapshot {
+    let generated = Generated::sum(w.workers);
+    w.deliveries.with(|d| Snapshot {
+        at,
+        generated,
+        delivered: d.delivered,
+        failed: d.failed,
+        in_doubt: d.in_doubt,
+        alerts_delivered: d.alerts_delivered,
+        alerts_failed: d.alerts_failed,
+    })
+}
+
+/// Prints the progress line and logs the interval since `last`; returns the new snapshot.
+fn report_interval(run: &Run, started: Instant, w: &mut Watched<'_>, last: Snapshot) -> Snapshot {
+    let now = snapshot(w, Instant::now());
+    let (g, lg) = (now.generated, last.generated);
+    let span = now.at - last.at;
+    let (line, latency) = w.deliveries.with(|d| {
+        let line = report::progress_line(
+            g.messages - lg.messages,
+            g.bytes - lg.bytes,
+            now.failed - last.failed,
+            span,
+            &d.interval,
+        );
+        let latency = Latency::from_us(&d.interval);
+        d.interval.reset();
+        (line, latency)
+    });
+    if !run.quiet {
+        crate::output::err(&line);
+    }
+    if let Some(log) = w.interval_log.as_mut() {
+        let (readings_per_sec, mb_per_sec) =
+            report::rates(g.messages - lg.messages, g.bytes - lg.bytes, span);
+        let record = IntervalRecord {
+            t_s: (now.at - started).as_secs_f64(),
+            interval_s: span.as_secs_f64(),
+            readings_sent: g.messages - lg.messages,
+            readings_delivered: now.delivered - last.delivered,
+            readings_failed: now.failed - last.failed,
+            readings_in_doubt: now.in_doubt - last.in_doubt,
+            alerts_sent: g.alerts - lg.alerts,
+            alerts_delivered: now.alerts_delivered - last.alerts_delivered,
+            alerts_failed: now.alerts_failed - last.alerts_failed,
+            readings_per_sec,
+            alerts_per_sec: report::rates(g.alerts - lg.alerts, 0, span).0,
+            mb_per_sec,
+            ack_latency_ms: latency,
+        };
+        let text = serde_json::to_string(&record).expect("the record serialises");
+        if let Err(e) = writeln!(log, "{text}").and_then(|()| log.flush()) {
+            log::warn!("run.interval_log: cannot write, no more interval lines: {e}");
+            w.interval_log = None;
+        }
+    }
+    now
 }

@@ -10,6 +10,7 @@ mod determinism;
 mod encoding;
 mod engine;
 mod golden;
+mod interval_log;
 mod latency;
 mod metrics;
 mod pacing;

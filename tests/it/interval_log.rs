@@ -1,0 +1,66 @@
+//! Guards `--interval-log`: one JSON line per reporting interval whose counts add up
+//! exactly to the run's summary, and a file that cannot be created is bad input.
+
+use crate::common::{run, summary_from};
+
+#[test]
+fn interval_lines_add_up_to_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("intervals.jsonl");
+    let out = run(&[
+        "--devices",
+        "500",
+        "--duration",
+        "2s",
+        "--report-interval",
+        "400ms",
+        "--interval-log",
+        path.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = summary_from(&out.stdout);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert!(lines.len() >= 4, "{} lines", lines.len());
+    let total = |k: &str| lines.iter().map(|l| l[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(total("readings_sent"), s["messages_sent"].as_u64().unwrap());
+    assert_eq!(
+        total("readings_delivered"),
+        s["messages_delivered"].as_u64().unwrap()
+    );
+    assert_eq!(total("alerts_sent"), s["alerts_sent"].as_u64().unwrap());
+    assert_eq!(
+        total("alerts_delivered"),
+        s["alerts_delivered"].as_u64().unwrap()
+    );
+    // Time runs forward, and the acked intervals carry their latency.
+    let t: Vec<f64> = lines.iter().map(|l| l["t_s"].as_f64().unwrap()).collect();
+    assert!(t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l["ack_latency_ms"]["p99"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn an_interval_log_that_cannot_be_created_is_bad_input() {
+    let out = run(&[
+        "--sink",
+        "null",
+        "--messages",
+        "10",
+        "--interval-log",
+        "/nonexistent-dir/intervals.jsonl",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("run.interval_log: cannot create"),
+        "{stderr}"
+    );
+}
