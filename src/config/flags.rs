@@ -167,6 +167,7 @@ pub const FLAGS: &[Flag] = &[
     flag("messages", "run.messages", "N"),
     flag("report-interval", "run.report_interval", "DUR"),
     flag("interval-log", "run.interval_log", "FILE"),
+    flag("hdr-log", "run.hdr_log", "FILE"),
     flag("instance-index", "run.instance_index", "I"),
     flag("instance-count", "run.instance_count", "K"),
     flag("metrics-address", "metrics.address", "ADDR"),

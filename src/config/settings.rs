@@ -59,6 +59,10 @@ pub struct RunSettings {
     /// delivered, failed and in doubt; rates; ack-latency percentiles); the last line is
     /// the final partial interval, so the lines add up to the summary. Null writes none.
     pub interval_log: Option<std::path::PathBuf>,
+    /// File to write an HdrHistogram interval log of ack latency to (microseconds; the
+    /// standard format HdrHistogram's tools read), one histogram per reporting
+    /// interval. Null writes none.
+    pub hdr_log: Option<std::path::PathBuf>,
 }
 
 impl Default for RunSettings {
@@ -72,6 +76,7 @@ impl Default for RunSettings {
             instance_count: 1,
             report_interval: Dur(std::time::Duration::from_secs(5)),
             interval_log: None,
+            hdr_log: None,
         }
     }
 }

@@ -84,7 +84,8 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let instance = topology::instance_devices(run);
     let plan = plan(run, &instance);
     // Bad output files are found before anything connects.
-    let mut interval_log = open_interval_log(run)?;
+    let mut interval_log = create_log("run.interval_log", &run.settings.run.interval_log)?;
+    let mut hdr_log = create_log("run.hdr_log", &run.settings.run.hdr_log)?;
     let deliveries = Arc::new(DeliveryStats::default());
     let (sink, _mock) = open_sink(run, &deliveries)?;
     if run.seed_was_random {
@@ -122,6 +123,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         deliveries: &deliveries,
         shutdown: &shutdown,
         interval_log: interval_log.as_mut().map(|f| f as &mut dyn std::io::Write),
+        hdr_log: hdr_log.as_mut().map(|f| f as &mut dyn std::io::Write),
     };
     progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();
@@ -155,19 +157,18 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     }))
 }
 
-/// Creates `run.interval_log`, if set; a file that cannot be created is bad input.
-fn open_interval_log(run: &Run) -> Result<Option<std::io::BufWriter<std::fs::File>>, Error> {
-    let Some(path) = &run.settings.run.interval_log else {
-        return Ok(None);
-    };
+/// Creates the log file setting `key` names, if set; one that cannot be created is
+/// bad input.
+fn create_log(
+    key: &str,
+    path: &Option<std::path::PathBuf>,
+) -> Result<Option<std::io::BufWriter<std::fs::File>>, Error> {
+    let Some(path) = path else { return Ok(None) };
     std::fs::File::create(path)
         .map(|f| Some(std::io::BufWriter::new(f)))
         .map_err(|e| {
-            crate::error::ConfigError::new(
-                "run.interval_log",
-                format!("cannot create '{}': {e}", path.display()),
-            )
-            .into()
+            crate::error::ConfigError::new(key, format!("cannot create '{}': {e}", path.display()))
+                .into()
         })
 }
 

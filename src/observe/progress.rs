@@ -6,8 +6,10 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder};
+use hdrhistogram::serialization::V2DeflateSerializer;
 use serde::Serialize;
 
 use crate::config::Run;
@@ -26,7 +28,12 @@ pub struct Watched<'a> {
     pub shutdown: &'a Shutdown,
     /// Where one JSON line per interval goes, if anywhere.
     pub interval_log: Option<&'a mut dyn Write>,
+    /// Where the HdrHistogram interval log of ack latency goes, if anywhere.
+    pub hdr_log: Option<&'a mut dyn Write>,
 }
+
+/// The HdrHistogram interval log: each interval's ack-latency histogram (µs).
+type HdrLog<'a, 'b, 'w> = IntervalLogWriter<'a, 'b, &'w mut dyn Write, V2DeflateSerializer>;
 
 /// Cumulative counts at one instant; intervals are differences of two.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +71,18 @@ pub struct IntervalRecord {
 /// Reports until `delivery` has finished; the interval log ends with the last, partial
 /// interval, so its lines add up to the summary's counts.
 pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &JoinHandle<()>) {
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hdr_out = w.hdr_log.take();
+    let mut hdr = hdr_out.as_mut().and_then(|out| {
+        let now = SystemTime::now() - started.elapsed();
+        IntervalLogWriterBuilder::new()
+            .add_comment("iotblast ack latency, microseconds")
+            .with_start_time(now)
+            .with_base_time(now)
+            .begin_log_with(out, &mut serializer)
+            .map_err(|e| log::warn!("run.hdr_log: cannot write, no HDR log: {e}"))
+            .ok()
+    });
     let interval = run.settings.run.report_interval.0;
     let duration = run.settings.run.duration.map(|d| d.0);
     let mut last = snapshot(w, started);
@@ -76,11 +95,11 @@ pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &J
         }
         if Instant::now() >= next_report {
             next_report += interval;
-            last = report_interval(run, started, w, last);
+            last = report_interval(run, started, w, &mut hdr, last);
         }
     }
-    if w.interval_log.is_some() {
-        report_interval(run, started, w, last);
+    if w.interval_log.is_some() || hdr.is_some() {
+        report_interval(run, started, w, &mut hdr, last);
     }
 }
 
@@ -98,11 +117,17 @@ fn snapshot(w: &Watched<'_>, at: Instant) -> Snapshot {
 }
 
 /// Prints the progress line and logs the interval since `last`; returns the new snapshot.
-fn report_interval(run: &Run, started: Instant, w: &mut Watched<'_>, last: Snapshot) -> Snapshot {
+fn report_interval(
+    run: &Run,
+    started: Instant,
+    w: &mut Watched<'_>,
+    hdr: &mut Option<HdrLog<'_, '_, '_>>,
+    last: Snapshot,
+) -> Snapshot {
     let now = snapshot(w, Instant::now());
     let (g, lg) = (now.generated, last.generated);
     let span = now.at - last.at;
-    let (line, latency) = w.deliveries.with(|d| {
+    let (line, latency, histogram) = w.deliveries.with(|d| {
         let line = report::progress_line(
             g.messages - lg.messages,
             g.bytes - lg.bytes,
@@ -111,9 +136,17 @@ fn report_interval(run: &Run, started: Instant, w: &mut Watched<'_>, last: Snaps
             &d.interval,
         );
         let latency = Latency::from_us(&d.interval);
+        // Copied out, so compressing it does not hold up the delivery thread.
+        let histogram = hdr.is_some().then(|| d.interval.clone());
         d.interval.reset();
-        (line, latency)
+        (line, latency, histogram)
     });
+    if let (Some(log), Some(h)) = (hdr.as_mut(), histogram) {
+        if let Err(e) = log.write_histogram(&h, last.at - started, span, None) {
+            log::warn!("run.hdr_log: cannot write, no more HDR intervals: {e:?}");
+            *hdr = None;
+        }
+    }
     if !run.quiet {
         crate::output::err(&line);
     }

@@ -64,3 +64,50 @@ fn an_interval_log_that_cannot_be_created_is_bad_input() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_hdr_log_reads_back_with_hdrhistogram_and_counts_every_ack() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latency.hlog");
+    let out = run(&[
+        "--devices",
+        "500",
+        "--duration",
+        "2s",
+        "--report-interval",
+        "400ms",
+        "--hdr-log",
+        path.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = summary_from(&out.stdout);
+    let text = std::fs::read(&path).unwrap();
+    let mut deserializer = Deserializer::new();
+    let (mut intervals, mut acks, mut max_us) = (0, 0u64, 0u64);
+    for entry in IntervalLogIterator::new(&text) {
+        if let LogEntry::Interval(h) = entry.expect("a valid interval log entry") {
+            let bytes = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                h.encoded_histogram(),
+            )
+            .expect("base64");
+            let hist: hdrhistogram::Histogram<u64> = deserializer
+                .deserialize(&mut &bytes[..])
+                .expect("a V2 histogram");
+            intervals += 1;
+            acks += hist.len();
+            max_us = max_us.max(hist.max());
+        }
+    }
+    assert!(intervals >= 4, "{intervals} intervals");
+    // Every acknowledged reading is in exactly one interval.
+    assert_eq!(acks, s["messages_delivered"].as_u64().unwrap());
+    let summary_max_ms = s["latency_ms"]["max"].as_f64().unwrap();
+    assert!((max_us as f64 / 1000.0 - summary_max_ms).abs() < 0.01 * summary_max_ms + 0.01);
+}
