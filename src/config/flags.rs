@@ -164,6 +164,7 @@ pub const FLAGS: &[Flag] = &[
     flag("seed", "run.seed", "S"),
     flag("rate", "run.rate", "N"),
     flag("duration", "run.duration", "DUR"),
+    flag("warmup", "run.warmup", "DUR"),
     flag("messages", "run.messages", "N"),
     flag("report-interval", "run.report_interval", "DUR"),
     flag("interval-log", "run.interval_log", "FILE"),

@@ -202,6 +202,10 @@ mod tests {
                 "--report-interval: must be at least 100ms",
             ),
             (&["--brokers", ""], "--brokers: must not be empty"),
+            (
+                &["--duration", "2s", "--warmup", "5s"],
+                "--warmup: must be shorter than run.duration, got 5s",
+            ),
             (&["--buildings", " "], "--buildings: must not be empty"),
             (&["--buildings", "A,,B"], "--buildings: values must not be empty"),
             (&["--topic", ".."], "--topic: '..' is not a valid Kafka topic name"),

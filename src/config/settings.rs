@@ -53,6 +53,10 @@ pub struct RunSettings {
     /// How many processes share the fleet, 1 to the device count. Devices, messages and
     /// rate describe the whole fleet; each instance produces its share.
     pub instance_count: u64,
+    /// Warm-up (e.g. 10s, up to 1 day, shorter than run.duration): readings in it are
+    /// sent and counted, but left out of the summary's rates and latency, which then
+    /// describe the steady state. The summary reports the warm-up's own counts.
+    pub warmup: Option<Dur>,
     /// Interval between progress lines, 100ms to 1 day.
     pub report_interval: Dur,
     /// File to write one JSON line per reporting interval to (readings and alerts sent,
@@ -75,6 +79,7 @@ impl Default for RunSettings {
             instance_index: 0,
             instance_count: 1,
             report_interval: Dur(std::time::Duration::from_secs(5)),
+            warmup: None,
             interval_log: None,
             hdr_log: None,
         }
@@ -200,6 +205,15 @@ impl RunSettings {
                 return Err(ConfigError::new("run.duration", "must be greater than 0"));
             }
             in_range("run.duration", d, Dur::ms(1), Dur::days(365))?;
+        }
+        if let Some(w) = self.warmup {
+            in_range("run.warmup", w, Dur::ms(1), Dur::days(1))?;
+            if self.duration.is_some_and(|d| w >= d) {
+                return Err(ConfigError::new(
+                    "run.warmup",
+                    format!("must be shorter than run.duration, got {w}"),
+                ));
+            }
         }
         if let Some(Count(m)) = self.messages {
             in_range("run.messages", m, 1, MAX_MESSAGES)?;

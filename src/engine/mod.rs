@@ -125,7 +125,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         interval_log: interval_log.as_mut().map(|f| f as &mut dyn std::io::Write),
         hdr_log: hdr_log.as_mut().map(|f| f as &mut dyn std::io::Write),
     };
-    progress::until_done(run, started, &mut watched, &delivery);
+    let warmup = progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();
     Workers {
         sides: Vec::new(),
@@ -154,6 +154,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         generation,
         cores: plan.workers.len(),
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
+        warmup,
     }))
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::config::Run;
 use crate::deliver::stats::DeliveryStats;
 use crate::generate::stats::{Generated, WorkerStats};
-use crate::observe::report::{self, Latency};
+use crate::observe::report::{self, Latency, Warmup};
 use crate::shutdown::{Shutdown, StopReason};
 
 /// How often the reporter wakes to check for stop conditions.
@@ -45,6 +45,7 @@ struct Snapshot {
     in_doubt: u64,
     alerts_delivered: u64,
     alerts_failed: u64,
+    bytes_delivered: u64,
 }
 
 /// One line of the interval log: what happened in one reporting interval.
@@ -69,8 +70,14 @@ pub struct IntervalRecord {
 }
 
 /// Reports until `delivery` has finished; the interval log ends with the last, partial
-/// interval, so its lines add up to the summary's counts.
-pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &JoinHandle<()>) {
+/// interval, so its lines add up to the summary's counts. Returns what the warm-up
+/// (`run.warmup`) counted, if the run got past it.
+pub fn until_done(
+    run: &Run,
+    started: Instant,
+    w: &mut Watched<'_>,
+    delivery: &JoinHandle<()>,
+) -> Option<Warmup> {
     let mut serializer = V2DeflateSerializer::new();
     let mut hdr_out = w.hdr_log.take();
     let mut hdr = hdr_out.as_mut().and_then(|out| {
@@ -85,6 +92,8 @@ pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &J
     });
     let interval = run.settings.run.report_interval.0;
     let duration = run.settings.run.duration.map(|d| d.0);
+    let warmup_for = run.settings.run.warmup.map(|d| d.0);
+    let mut warmup = None;
     let mut last = snapshot(w, started);
     let mut next_report = started + interval;
     while !delivery.is_finished() {
@@ -93,6 +102,9 @@ pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &J
         if duration.is_some_and(|d| started.elapsed() >= d) && !w.shutdown.is_requested() {
             w.shutdown.request(StopReason::Duration);
         }
+        if warmup.is_none() && warmup_for.is_some_and(|d| started.elapsed() >= d) {
+            warmup = Some(end_warmup(w, started));
+        }
         if Instant::now() >= next_report {
             next_report += interval;
             last = report_interval(run, started, w, &mut hdr, last);
@@ -100,6 +112,25 @@ pub fn until_done(run: &Run, started: Instant, w: &mut Watched<'_>, delivery: &J
     }
     if w.interval_log.is_some() || hdr.is_some() {
         report_interval(run, started, w, &mut hdr, last);
+    }
+    if warmup_for.is_some() && warmup.is_none() {
+        log::warn!("the run ended within its warm-up; rates and latency include all of it");
+    }
+    warmup
+}
+
+/// Ends the warm-up: records its counts, and restarts the whole-run latency histogram
+/// so the summary's latency leaves the warm-up out.
+fn end_warmup(w: &Watched<'_>, started: Instant) -> Warmup {
+    let s = snapshot(w, Instant::now());
+    w.deliveries.with(|d| d.latency.reset());
+    Warmup {
+        seconds: (s.at - started).as_secs_f64(),
+        messages_sent: s.generated.messages,
+        messages_delivered: s.delivered,
+        alerts_sent: s.generated.alerts,
+        alerts_delivered: s.alerts_delivered,
+        bytes_delivered: s.bytes_delivered,
     }
 }
 
@@ -113,6 +144,7 @@ fn snapshot(w: &Watched<'_>, at: Instant) -> Snapshot {
         in_doubt: d.in_doubt,
         alerts_delivered: d.alerts_delivered,
         alerts_failed: d.alerts_failed,
+        bytes_delivered: d.bytes_delivered,
     })
 }
 

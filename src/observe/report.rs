@@ -66,7 +66,7 @@ pub struct Summary {
     /// Payload bytes delivered.
     pub bytes: u64,
     pub elapsed_s: f64,
-    /// Delivered readings per second over the whole run, flush included.
+    /// Delivered readings per second over the run after any warm-up, flush included.
     pub msgs_per_sec: f64,
     /// Delivered alerts per second over the whole run.
     pub alerts_per_sec: f64,
@@ -99,6 +99,9 @@ pub struct Summary {
     pub alerts_delivered: u64,
     pub alerts_failed: u64,
     pub alerts_in_doubt: u64,
+    /// What the warm-up counted (null without one): included in the totals above, left
+    /// out of the rates and the latency.
+    pub warmup: Option<Warmup>,
     /// Failure reasons with counts.
     pub errors: BTreeMap<String, u64>,
 }
@@ -118,6 +121,19 @@ impl Summary {
     }
 }
 
+/// What the warm-up counted (`run.warmup`): included in the totals, left out of the
+/// rates and the latency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Warmup {
+    pub seconds: f64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub alerts_sent: u64,
+    pub alerts_delivered: u64,
+    #[serde(skip)]
+    pub bytes_delivered: u64,
+}
+
 /// What a finished run counted, to build its summary from.
 pub struct Finished<'a> {
     pub run: &'a Run,
@@ -130,6 +146,30 @@ pub struct Finished<'a> {
     /// Worker threads that ran.
     pub cores: usize,
     pub stop_reason: StopReason,
+    /// The warm-up's counts, if the run had one and got past it.
+    pub warmup: Option<Warmup>,
+}
+
+/// Delivered readings, alerts, both, and MB per second after the warm-up.
+fn measured_rates(d: &crate::deliver::stats::Deliveries, f: &Finished<'_>) -> [f64; 4] {
+    let w = f.warmup.unwrap_or(Warmup {
+        seconds: 0.0,
+        messages_sent: 0,
+        messages_delivered: 0,
+        alerts_sent: 0,
+        alerts_delivered: 0,
+        bytes_delivered: 0,
+    });
+    let span = f.elapsed.saturating_sub(Duration::from_secs_f64(w.seconds));
+    let readings = d.delivered - w.messages_delivered;
+    let alerts = d.alerts_delivered - w.alerts_delivered;
+    let (per_sec, mb) = rates(readings, d.bytes_delivered - w.bytes_delivered, span);
+    [
+        per_sec,
+        rates(alerts, 0, span).0,
+        rates(readings + alerts, 0, span).0,
+        mb,
+    ]
 }
 
 impl Summary {
@@ -145,7 +185,7 @@ impl Summary {
             if g.lost_alerts > 0 {
                 *errors.entry("alerts: lost at handoff".into()).or_default() += g.lost_alerts;
             }
-            let (msgs_per_sec, mb_per_sec) = rates(d.delivered, d.bytes_delivered, f.elapsed);
+            let [msgs_per_sec, alerts_per_sec, total_per_sec, mb_per_sec] = measured_rates(d, &f);
             let target_rate = f.live.get().0.rate;
             let achieved_rate = rates(g.messages, 0, f.generation).0;
             Summary {
@@ -156,8 +196,8 @@ impl Summary {
                 bytes: d.bytes_delivered,
                 elapsed_s: f.elapsed.as_secs_f64(),
                 msgs_per_sec,
-                alerts_per_sec: rates(d.alerts_delivered, 0, f.elapsed).0,
-                total_per_sec: rates(d.delivered + d.alerts_delivered, 0, f.elapsed).0,
+                alerts_per_sec,
+                total_per_sec,
                 mb_per_sec,
                 latency_ms: Latency::from_us(&d.latency),
                 devices: f.run.devices(),
@@ -177,6 +217,7 @@ impl Summary {
                 alerts_delivered: d.alerts_delivered,
                 alerts_failed: d.alerts_failed + g.lost_alerts,
                 alerts_in_doubt: d.alerts_in_doubt,
+                warmup: f.warmup,
                 errors,
             }
         });
@@ -346,6 +387,7 @@ mod tests {
             alerts_delivered: 0,
             alerts_failed: 0,
             alerts_in_doubt: 0,
+            warmup: None,
             errors: BTreeMap::new(),
         }
     }

@@ -132,3 +132,34 @@ fn messages_in_flight_at_the_flush_timeout_are_in_doubt_not_failed() {
         "{s}"
     );
 }
+
+#[test]
+fn a_warm_up_is_counted_but_left_out_of_the_rates() {
+    let out = run(&[
+        "--devices",
+        "500",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--json",
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = summary_from(&out.stdout);
+    let w = &s["warmup"];
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let seconds = w["seconds"].as_f64().unwrap();
+    assert!((1.0..2.0).contains(&seconds), "{w}");
+    assert!(n(w, "messages_sent") > 0 && n(w, "messages_sent") < n(&s, "messages_sent"));
+    // The totals still hold everything; the rate covers only what came after.
+    let after = (n(&s, "messages_delivered") - n(w, "messages_delivered")) as f64
+        / (s["elapsed_s"].as_f64().unwrap() - seconds);
+    let rate = s["msgs_per_sec"].as_f64().unwrap();
+    assert!((rate - after).abs() < 1e-6 * after, "{rate} vs {after}");
+    assert_eq!(
+        n(&s, "messages_sent"),
+        n(&s, "messages_delivered") + n(&s, "messages_failed") + n(&s, "messages_in_doubt")
+    );
+}
