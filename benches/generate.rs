@@ -74,7 +74,7 @@ fn generate_encode(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let (device, seq) = order.next();
-                emitter.emit(device, seq, 1_735_689_600_123, &mut batch);
+                emitter.emit(device, seq, 1_735_689_600_123, 0, &mut batch);
                 if batch.is_full() {
                     batch.clear();
                 }

@@ -29,7 +29,7 @@ fn batches() -> Vec<Batch> {
             let mut batch = Batch::new(emitter.encoder().batch_shape(1024, false), 0);
             for i in 0..1024u64 {
                 let n = b as u64 * 1024 + i;
-                emitter.emit(n % 10_000, n / 10_000, 1_735_689_600_123, &mut batch);
+                emitter.emit(n % 10_000, n / 10_000, 1_735_689_600_123, 0, &mut batch);
             }
             batch
         })
@@ -43,10 +43,7 @@ fn producer(
     KafkaSettings::default()
         .client_config(&mock.bootstrap_servers())
         .unwrap()
-        .create_with_context(DeliveryContext::new(
-            Arc::new(DeliveryStats::default()),
-            Instant::now(),
-        ))
+        .create_with_context(DeliveryContext::new(Arc::new(DeliveryStats::default())))
         .unwrap()
 }
 
@@ -89,7 +86,7 @@ fn produce(c: &mut Criterion) {
             let t = Instant::now();
             for _ in 0..iters {
                 for batch in &batches {
-                    bp.load(batch.readings(), 0);
+                    bp.load(batch.readings(), |_| 0);
                     let mut start = 0;
                     while let Enqueued::QueueFullAt(at) = bp.enqueue(start, |e| panic!("{e}")) {
                         start = at;

@@ -5,7 +5,17 @@
 //! sent back for reuse, so the steady state allocates nothing. Buffers are sized from the
 //! encoder's upper bound on message length, so pushing never grows them.
 
+use std::sync::OnceLock;
 use std::time::Instant;
+
+/// The clock every due time, send time and ack time in delivery is measured on:
+/// microseconds since the first call, as the low 32 bits (wrapping after ~71 minutes;
+/// differences are taken wrapping, and latencies are capped well below that).
+pub fn clock_us(at: Instant) -> u32 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    at.saturating_duration_since(origin).as_micros() as u32
+}
 
 /// Up to `capacity` messages in one buffer; message `i` is `payloads[ends[i-1]..ends[i]]`
 /// with key `keys[key_ends[i-1]..key_ends[i]]`.
@@ -15,6 +25,9 @@ pub struct Messages {
     ends: Vec<u32>,
     keys: Vec<u8>,
     key_ends: Vec<u32>,
+    /// When each message was due (`clock_us`): its slot on the rate schedule, or when it
+    /// was made if unpaced. Latency is measured from here.
+    dues: Vec<u32>,
     capacity: usize,
 }
 
@@ -25,16 +38,24 @@ impl Messages {
             ends: Vec::with_capacity(capacity),
             keys: Vec::with_capacity(capacity * max_key),
             key_ends: Vec::with_capacity(capacity),
+            dues: Vec::with_capacity(capacity),
             capacity,
         }
     }
 
     #[inline]
-    fn push(&mut self, write: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
+    fn push(&mut self, due: u32, write: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
         debug_assert!(self.ends.len() < self.capacity);
         write(&mut self.payloads, &mut self.keys);
         self.ends.push(self.payloads.len() as u32);
         self.key_ends.push(self.keys.len() as u32);
+        self.dues.push(due);
+    }
+
+    /// When message `i` was due (`clock_us`).
+    #[inline]
+    pub fn due(&self, i: usize) -> u32 {
+        self.dues[i]
     }
 
     #[inline]
@@ -57,6 +78,7 @@ impl Messages {
         self.ends.clear();
         self.keys.clear();
         self.key_ends.clear();
+        self.dues.clear();
     }
 
     /// The messages as `(key, payload)` pairs.
@@ -75,7 +97,7 @@ impl Messages {
     }
 
     fn allocated(&self) -> usize {
-        self.payloads.capacity() + self.keys.capacity() + 8 * self.capacity
+        self.payloads.capacity() + self.keys.capacity() + 12 * self.capacity
     }
 }
 
@@ -133,20 +155,22 @@ impl Batch {
         }
     }
 
-    /// Appends one reading: `write` gets the payload buffer and the key buffer to append to.
+    /// Appends one reading, due at `due` (`clock_us`): `write` gets the payload buffer
+    /// and the key buffer to append to.
     #[inline]
-    pub fn push(&mut self, write: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
+    pub fn push(&mut self, due: u32, write: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
         debug_assert!(!self.is_full());
         if self.readings.is_empty() {
             self.started = Some(Instant::now());
         }
-        self.readings.push(write);
+        self.readings.push(due, write);
     }
 
-    /// Appends one alert; at most `MAX_ALERTS_PER_READING` after each reading.
+    /// Appends one alert, due with the reading that raised it; at most
+    /// `MAX_ALERTS_PER_READING` after each reading.
     #[inline]
-    pub fn push_alert(&mut self, write: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
-        self.alerts.push(write);
+    pub fn push_alert(&mut self, due: u32, write: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
+        self.alerts.push(due, write);
     }
 
     /// Readings in the batch.
@@ -218,12 +242,12 @@ mod tests {
         };
         let mut b = Batch::new(shape, 0);
         let cap = b.allocated();
-        b.push(|p, k| {
+        b.push(0, |p, k| {
             p.extend_from_slice(b"one");
             k.extend_from_slice(b"k1");
         });
         assert!(!b.is_full() && b.started().is_some());
-        b.push(|p, k| {
+        b.push(0, |p, k| {
             p.extend_from_slice(b"second");
             k.extend_from_slice(b"k2");
         });
@@ -248,11 +272,11 @@ mod tests {
             max_alert_len: 8,
         };
         let mut b = Batch::new(shape, 0);
-        b.push(|p, _| p.push(b'r'));
+        b.push(0, |p, _| p.push(b'r'));
         assert!(!b.is_full());
         // Room: 16 / 4 + 4 = 8 alerts; once fewer than 4 are left, the batch is full.
         for _ in 0..5 {
-            b.push_alert(|p, _| p.push(b'a'));
+            b.push_alert(0, |p, _| p.push(b'a'));
         }
         assert!(b.is_full());
         assert_eq!((b.len(), b.alerts().len()), (1, 5));

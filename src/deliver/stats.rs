@@ -25,10 +25,14 @@ pub struct Deliveries {
     pub in_doubt: u64,
     pub alerts_in_doubt: u64,
     pub bytes_delivered: u64,
-    /// Whole-run ack latency, µs.
+    /// Whole-run latency from when each reading was due to its ack, µs.
     pub latency: Histogram<u64>,
-    /// Ack latency since the last progress line, µs.
+    /// That latency since the last progress line, µs.
     pub interval: Histogram<u64>,
+    /// Whole-run ack latency, from the hand-off to librdkafka to the ack, µs.
+    pub ack_latency: Histogram<u64>,
+    /// Ack latency since the last progress line, µs.
+    pub ack_interval: Histogram<u64>,
     /// Failure reasons and how often each occurred.
     pub errors: BTreeMap<String, u64>,
 }
@@ -45,6 +49,8 @@ impl Default for Deliveries {
             bytes_delivered: 0,
             latency: histogram(),
             interval: histogram(),
+            ack_latency: histogram(),
+            ack_interval: histogram(),
             errors: BTreeMap::new(),
         }
     }
@@ -52,14 +58,23 @@ impl Default for Deliveries {
 
 impl Deliveries {
     #[inline]
-    pub fn ok(&mut self, bytes: usize, latency_us: Option<u64>) {
+    /// Counts a delivered reading of `bytes`, with its `(latency, ack latency)` in µs
+    /// when known.
+    pub fn ok(&mut self, bytes: usize, latencies_us: Option<(u64, u64)>) {
         self.delivered += 1;
         self.bytes_delivered += bytes as u64;
-        if let Some(us) = latency_us {
-            let us = us.max(1);
-            self.latency.saturating_record(us);
-            self.interval.saturating_record(us);
+        if let Some((latency, ack)) = latencies_us {
+            self.latency.saturating_record(latency.max(1));
+            self.interval.saturating_record(latency.max(1));
+            self.ack_latency.saturating_record(ack.max(1));
+            self.ack_interval.saturating_record(ack.max(1));
         }
+    }
+
+    /// Starts the interval histograms afresh (after a progress line).
+    pub fn reset_interval(&mut self) {
+        self.interval.reset();
+        self.ack_interval.reset();
     }
 
     /// Counts `n` failed readings with a reason. Reasons are few and distinct, so the
@@ -136,7 +151,7 @@ mod tests {
     fn failures_are_counted_by_reason() {
         let s = DeliveryStats::default();
         s.with(|d| {
-            d.ok(10, Some(1500));
+            d.ok(10, Some((1500, 1000)));
             d.failed(2, "timed out");
             d.failed(1, "timed out");
             d.failed(0, "nothing");

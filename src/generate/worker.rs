@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::deliver::batch::Batch;
+use crate::deliver::batch::{clock_us, Batch};
 use crate::deliver::handoff::{Take, WorkerSide};
 use crate::generate::encoder::Encoder;
 use crate::generate::live::Live;
@@ -67,12 +67,20 @@ impl Emitter {
     }
 
     /// Steps `device` to `seq` and writes its reading, and any alerts, into `batch`,
-    /// which must not be full. Returns the number of alerts.
+    /// which must not be full; `due` (`clock_us`) is when the reading was due. Returns
+    /// the number of alerts.
     #[inline]
-    pub fn emit(&mut self, device: u64, seq: u64, timestamp_ms: i64, batch: &mut Batch) -> u64 {
+    pub fn emit(
+        &mut self,
+        device: u64,
+        seq: u64,
+        timestamp_ms: i64,
+        due: u32,
+        batch: &mut Batch,
+    ) -> u64 {
         let reading = self.slice.step(device, seq, timestamp_ms);
         let encoder = &self.encoder;
-        batch.push(|payload, key| {
+        batch.push(due, |payload, key| {
             encoder.encode(&reading, payload);
             encoder.write_key(device, key);
         });
@@ -82,7 +90,7 @@ impl Emitter {
         let mut alerts = 0;
         for sensor in reading.transitions() {
             let spec = self.slice.fleet().spec.thresholds.sensor(sensor);
-            batch.push_alert(|payload, key| {
+            batch.push_alert(due, |payload, key| {
                 encoder.encode_alert(&reading, sensor, spec, payload);
                 encoder.write_key(device, key);
             });
@@ -118,6 +126,10 @@ struct Running {
     /// The live settings' version last applied.
     seen: Option<u64>,
     timestamp: i64,
+    /// `clock_us` when the clock was last read.
+    now: u32,
+    /// When the next reading is due: its slot on the schedule, or now when unpaced.
+    due: u32,
     since_clock: u32,
 }
 
@@ -138,6 +150,8 @@ impl Worker {
             pacer: None,
             seen: None,
             timestamp: now_ms(),
+            now: clock_us(Instant::now()),
+            due: 0,
             since_clock: 0,
         };
         self.refresh(&mut r);
@@ -153,7 +167,7 @@ impl Worker {
                 if !self.wait_turn(&mut r, &mut batch) {
                     break 'run;
                 }
-                r.emitter.emit(device, seq, r.timestamp, &mut batch);
+                r.emitter.emit(device, seq, r.timestamp, r.due, &mut batch);
                 if batch.is_full() {
                     if !self.ship(&mut batch) {
                         return;
@@ -174,9 +188,11 @@ impl Worker {
     /// when the run must stop.
     #[inline]
     fn wait_turn(&mut self, r: &mut Running, batch: &mut Batch) -> bool {
+        let mut slot = None;
         while let Some(p) = r.pacer.as_mut() {
             match self.wait_until_due(p, batch, r.seen) {
                 Wait::Due => {
+                    slot = Some(p.due());
                     p.advance();
                     r.since_clock = CLOCK_EVERY;
                     break;
@@ -189,9 +205,14 @@ impl Worker {
         // so the clock is read once per 32; paced, every time.
         if r.since_clock >= CLOCK_EVERY {
             r.timestamp = now_ms();
+            r.now = clock_us(Instant::now());
             r.since_clock = 0;
         }
         r.since_clock += 1;
+        // Paced, a reading is due at its slot on the absolute schedule, however late it
+        // is made: latency then includes any time the schedule fell behind (no
+        // coordinated omission). Unpaced, it is due when it is made.
+        r.due = slot.map_or(r.now, clock_us);
         true
     }
 

@@ -55,9 +55,9 @@ const LATENCY_BUCKETS: [f64; 16] = [
     60.0,
 ];
 
-/// The run's ack latency (µs in an HDR histogram) as a Prometheus histogram, so that
+/// A run's latency (µs in an HDR histogram) as a Prometheus histogram, so that
 /// `histogram_quantile` works and instances aggregate.
-fn latency_family(h: &Hdr<u64>) -> MetricFamily {
+fn latency_family(h: &Hdr<u64>, name: &str, help: &str) -> MetricFamily {
     let buckets = LATENCY_BUCKETS
         .iter()
         .map(|&le| {
@@ -74,11 +74,8 @@ fn latency_family(h: &Hdr<u64>) -> MetricFamily {
     let mut m = Metric::default();
     m.set_histogram(hist);
     let mut f = MetricFamily::default();
-    f.set_name("iotblast_ack_latency_seconds".into());
-    f.set_help(
-        "Ack latency of readings, from hand-off to librdkafka to the broker's acknowledgement."
-            .into(),
-    );
+    f.set_name(name.into());
+    f.set_help(help.into());
     f.set_field_type(MetricType::HISTOGRAM);
     f.set_metric(vec![m]);
     f
@@ -181,7 +178,18 @@ impl Metrics {
             advance(&c.readings_in_doubt, d.in_doubt);
             advance(&c.alerts_in_doubt, d.alerts_in_doubt);
             advance(&c.bytes_delivered, d.bytes_delivered);
-            latency_family(&d.latency)
+            [
+                latency_family(
+                    &d.latency,
+                    "iotblast_latency_seconds",
+                    "Latency of readings, from when each was due (its slot on the rate schedule, or when made) to its ack.",
+                ),
+                latency_family(
+                    &d.ack_latency,
+                    "iotblast_ack_latency_seconds",
+                    "Ack latency of readings, from hand-off to librdkafka to the broker's acknowledgement.",
+                ),
+            ]
         });
         let live = &self.sources.live;
         advance(&c.reloads, live.reloads.load(Relaxed));
@@ -189,7 +197,7 @@ impl Metrics {
         self.target_rate.set(live.get().0.rate.unwrap_or(0.0));
 
         let mut families = self.registry.gather();
-        families.push(latency);
+        families.extend(latency);
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&families, &mut out)
@@ -224,7 +232,7 @@ mod tests {
         worker.add_batch(10, 3, 5000);
         deliveries.with(|d| {
             for _ in 0..7 {
-                d.ok(500, Some(2000));
+                d.ok(500, Some((2000, 2000)));
             }
             d.failed(1, "timed out");
         });

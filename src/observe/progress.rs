@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder};
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use serde::Serialize;
 
@@ -28,11 +28,12 @@ pub struct Watched<'a> {
     pub shutdown: &'a Shutdown,
     /// Where one JSON line per interval goes, if anywhere.
     pub interval_log: Option<&'a mut dyn Write>,
-    /// Where the HdrHistogram interval log of ack latency goes, if anywhere.
+    /// Where the HdrHistogram interval log of latency goes, if anywhere.
     pub hdr_log: Option<&'a mut dyn Write>,
 }
 
-/// The HdrHistogram interval log: each interval's ack-latency histogram (µs).
+/// The HdrHistogram interval log: each interval's latency histograms (µs), tagged
+/// `latency` (from when each reading was due) and `ack` (from its hand-off).
 type HdrLog<'a, 'b, 'w> = IntervalLogWriter<'a, 'b, &'w mut dyn Write, V2DeflateSerializer>;
 
 /// Cumulative counts at one instant; intervals are differences of two.
@@ -65,8 +66,43 @@ pub struct IntervalRecord {
     pub readings_per_sec: f64,
     pub alerts_per_sec: f64,
     pub mb_per_sec: f64,
-    /// Ack latency of the messages acknowledged in the interval.
+    /// Latency, from when each reading was due to its ack, of the readings acknowledged
+    /// in the interval.
+    pub latency_ms: Latency,
+    /// Their ack latency, from the hand-off to librdkafka to the ack.
     pub ack_latency_ms: Latency,
+}
+
+impl IntervalRecord {
+    /// What happened between two snapshots.
+    fn between(
+        last: &Snapshot,
+        now: &Snapshot,
+        started: Instant,
+        latency_ms: Latency,
+        ack_latency_ms: Latency,
+    ) -> Self {
+        let (g, lg) = (now.generated, last.generated);
+        let span = now.at - last.at;
+        let (readings_per_sec, mb_per_sec) =
+            report::rates(g.messages - lg.messages, g.bytes - lg.bytes, span);
+        Self {
+            t_s: (now.at - started).as_secs_f64(),
+            interval_s: span.as_secs_f64(),
+            readings_sent: g.messages - lg.messages,
+            readings_delivered: now.delivered - last.delivered,
+            readings_failed: now.failed - last.failed,
+            readings_in_doubt: now.in_doubt - last.in_doubt,
+            alerts_sent: g.alerts - lg.alerts,
+            alerts_delivered: now.alerts_delivered - last.alerts_delivered,
+            alerts_failed: now.alerts_failed - last.alerts_failed,
+            readings_per_sec,
+            alerts_per_sec: report::rates(g.alerts - lg.alerts, 0, span).0,
+            mb_per_sec,
+            latency_ms,
+            ack_latency_ms,
+        }
+    }
 }
 
 /// Reports until `delivery` has finished; the interval log ends with the last, partial
@@ -83,7 +119,7 @@ pub fn until_done(
     let mut hdr = hdr_out.as_mut().and_then(|out| {
         let now = SystemTime::now() - started.elapsed();
         IntervalLogWriterBuilder::new()
-            .add_comment("iotblast ack latency, microseconds")
+            .add_comment("iotblast latency in microseconds: tag latency from when each reading was due, tag ack from its hand-off to librdkafka")
             .with_start_time(now)
             .with_base_time(now)
             .begin_log_with(out, &mut serializer)
@@ -123,7 +159,10 @@ pub fn until_done(
 /// so the summary's latency leaves the warm-up out.
 fn end_warmup(w: &Watched<'_>, started: Instant) -> Warmup {
     let s = snapshot(w, Instant::now());
-    w.deliveries.with(|d| d.latency.reset());
+    w.deliveries.with(|d| {
+        d.latency.reset();
+        d.ack_latency.reset();
+    });
     Warmup {
         seconds: (s.at - started).as_secs_f64(),
         messages_sent: s.generated.messages,
@@ -159,7 +198,7 @@ fn report_interval(
     let now = snapshot(w, Instant::now());
     let (g, lg) = (now.generated, last.generated);
     let span = now.at - last.at;
-    let (line, latency, histogram) = w.deliveries.with(|d| {
+    let (line, latency, ack, histograms) = w.deliveries.with(|d| {
         let line = report::progress_line(
             g.messages - lg.messages,
             g.bytes - lg.bytes,
@@ -167,14 +206,23 @@ fn report_interval(
             span,
             &d.interval,
         );
-        let latency = Latency::from_us(&d.interval);
-        // Copied out, so compressing it does not hold up the delivery thread.
-        let histogram = hdr.is_some().then(|| d.interval.clone());
-        d.interval.reset();
-        (line, latency, histogram)
+        let (latency, ack) = (
+            Latency::from_us(&d.interval),
+            Latency::from_us(&d.ack_interval),
+        );
+        // Copied out, so compressing them does not hold up the delivery thread.
+        let histograms = hdr
+            .is_some()
+            .then(|| (d.interval.clone(), d.ack_interval.clone()));
+        d.reset_interval();
+        (line, latency, ack, histograms)
     });
-    if let (Some(log), Some(h)) = (hdr.as_mut(), histogram) {
-        if let Err(e) = log.write_histogram(&h, last.at - started, span, None) {
+    if let (Some(log), Some((h, a))) = (hdr.as_mut(), histograms) {
+        let start = last.at - started;
+        let written = log
+            .write_histogram(&h, start, span, Tag::new("latency"))
+            .and_then(|()| log.write_histogram(&a, start, span, Tag::new("ack")));
+        if let Err(e) = written {
             log::warn!("run.hdr_log: cannot write, no more HDR intervals: {e:?}");
             *hdr = None;
         }
@@ -183,23 +231,7 @@ fn report_interval(
         crate::output::err(&line);
     }
     if let Some(log) = w.interval_log.as_mut() {
-        let (readings_per_sec, mb_per_sec) =
-            report::rates(g.messages - lg.messages, g.bytes - lg.bytes, span);
-        let record = IntervalRecord {
-            t_s: (now.at - started).as_secs_f64(),
-            interval_s: span.as_secs_f64(),
-            readings_sent: g.messages - lg.messages,
-            readings_delivered: now.delivered - last.delivered,
-            readings_failed: now.failed - last.failed,
-            readings_in_doubt: now.in_doubt - last.in_doubt,
-            alerts_sent: g.alerts - lg.alerts,
-            alerts_delivered: now.alerts_delivered - last.alerts_delivered,
-            alerts_failed: now.alerts_failed - last.alerts_failed,
-            readings_per_sec,
-            alerts_per_sec: report::rates(g.alerts - lg.alerts, 0, span).0,
-            mb_per_sec,
-            ack_latency_ms: latency,
-        };
+        let record = IntervalRecord::between(&last, &now, started, latency, ack);
         let text = serde_json::to_string(&record).expect("the record serialises");
         if let Err(e) = writeln!(log, "{text}").and_then(|()| log.flush()) {
             log::warn!("run.interval_log: cannot write, no more interval lines: {e}");

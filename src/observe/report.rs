@@ -21,7 +21,7 @@ const MB: f64 = 1024.0 * 1024.0;
 /// Share of the target rate a run must achieve not to have missed it.
 pub const MET_SHARE: f64 = 0.95;
 
-/// Ack latency in milliseconds.
+/// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Latency {
     pub avg: f64,
@@ -73,7 +73,12 @@ pub struct Summary {
     /// Delivered readings and alerts per second: what the cluster took.
     pub total_per_sec: f64,
     pub mb_per_sec: f64,
+    /// From when each reading was due (its slot on the `--rate` schedule, or when it
+    /// was made if unpaced) to its ack: includes time waiting in the batch, behind
+    /// backpressure and behind a late schedule.
     pub latency_ms: Latency,
+    /// From the hand-off to librdkafka to the ack: what the cluster and client took.
+    pub ack_latency_ms: Latency,
     pub devices: u64,
     /// Worker threads that ran.
     pub cores: usize,
@@ -200,6 +205,7 @@ impl Summary {
                 total_per_sec,
                 mb_per_sec,
                 latency_ms: Latency::from_us(&d.latency),
+                ack_latency_ms: Latency::from_us(&d.ack_latency),
                 devices: f.run.devices(),
                 cores: f.cores,
                 seed: f.run.seed,
@@ -329,9 +335,10 @@ pub fn summary_lines(s: &Summary) -> [String; 2] {
         whole(l.p99),
         whole(l.p999)
     );
+    let a = &s.ack_latency_ms;
     let mut outcome = format!(
-        "{} delivered, {} failed, {} in doubt.",
-        s.messages_delivered, s.messages_failed, s.messages_in_doubt
+        "{} delivered, {} failed, {} in doubt. Ack latency {:.2} ms avg, {:.0} ms 50th, {:.0} ms 99th.",
+        s.messages_delivered, s.messages_failed, s.messages_in_doubt, a.avg, a.p50, a.p99
     );
     if s.alerts_sent > 0 {
         outcome.push_str(&format!(
@@ -372,6 +379,7 @@ mod tests {
                 p999: 41.0,
                 max: 45.5,
             },
+            ack_latency_ms: Latency::default(),
             devices: 10,
             cores: 1,
             seed: 1,
@@ -407,7 +415,10 @@ mod tests {
         // %d ms 50th, %d ms 95th, %d ms 99th, %d ms 99.9th.`
         let [kpt, outcome] = summary_lines(&sample_summary());
         assert_eq!(kpt, "1000 records sent, 499.0 records/sec (0.24 MB/sec), 12.35 ms avg latency, 45.50 ms max latency, 11 ms 50th, 20 ms 95th, 30 ms 99th, 41 ms 99.9th.");
-        assert_eq!(outcome, "998 delivered, 2 failed, 0 in doubt.");
+        assert_eq!(
+            outcome,
+            "998 delivered, 2 failed, 0 in doubt. Ack latency 0.00 ms avg, 0 ms 50th, 0 ms 99th."
+        );
         assert!(line.starts_with("5000 records sent, 1000.0 records/sec (1.00 MB/sec), 5.0 ms avg latency, 10.0 ms max latency."), "{line}");
     }
 }

@@ -20,7 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
-use crate::deliver::batch::Batch;
+use crate::deliver::batch::{clock_us, Batch};
 use crate::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
 use crate::deliver::kafka::settings::KafkaSettings;
 use crate::deliver::stats::DeliveryStats;
@@ -39,13 +39,12 @@ pub struct MockGuard(
 /// Counts delivery reports and measures ack latency.
 pub struct DeliveryContext {
     stats: Arc<DeliveryStats>,
-    epoch: Instant,
 }
 
 impl DeliveryContext {
-    /// A context recording into `stats`, with latencies measured from `epoch`.
-    pub fn new(stats: Arc<DeliveryStats>, epoch: Instant) -> Self {
-        Self { stats, epoch }
+    /// A context recording into `stats`.
+    pub fn new(stats: Arc<DeliveryStats>) -> Self {
+        Self { stats }
     }
 }
 
@@ -55,13 +54,22 @@ impl ClientContext for DeliveryContext {
     }
 }
 
-/// Delivery opaques carry the enqueue time in µs since `epoch`, shifted left by one; the
-/// low bit marks an alert, so reports are told apart without a topic-name comparison.
+/// A delivery opaque: bit 0 marks an alert (so reports are told apart without a
+/// topic-name comparison); bits 1..=32 hold when the message was due (`clock_us`);
+/// bits 33.. how long after that it was handed to librdkafka, in µs (saturating at
+/// about 35 minutes, beyond the latency histograms' 10-minute range).
 const ALERT_BIT: usize = 1;
 
 #[inline]
-fn opaque(sent_us: usize, alert: bool) -> usize {
-    (sent_us << 1) | usize::from(alert)
+fn opaque(alert: bool, due: u32, sent: u32) -> usize {
+    let waited = sent.wrapping_sub(due).min(i32::MAX as u32) as usize;
+    (waited << 33) | ((due as usize) << 1) | usize::from(alert)
+}
+
+/// `(alert, due, waited)` from an opaque.
+#[inline]
+fn unpack(tag: usize) -> (bool, u32, u64) {
+    (tag & ALERT_BIT != 0, (tag >> 1) as u32, (tag >> 33) as u64)
 }
 
 impl ProducerContext for DeliveryContext {
@@ -69,18 +77,17 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
-        let alert = tag & ALERT_BIT != 0;
+        let (alert, due, waited) = unpack(tag);
         match result {
             Ok(_) if alert => self.stats.with(|d| d.alerts_delivered += 1),
             Ok(msg) => {
                 let len = msg.payload_len();
-                let sent_us = (tag >> 1) as u64;
                 // Read for every report (a vDSO call, ~25 ns): a clock shared across
                 // reports would report near-zero latency at low rates, where reports
                 // arrive one by one, far apart.
-                let now_us = self.epoch.elapsed().as_micros() as u64;
-                self.stats
-                    .with(|d| d.ok(len, Some(now_us.saturating_sub(sent_us))));
+                let latency = clock_us(Instant::now()).wrapping_sub(due) as u64;
+                let ack = latency.saturating_sub(waited);
+                self.stats.with(|d| d.ok(len, Some((latency, ack))));
             }
             Err((e, msg)) => {
                 let reason = e.to_string();
@@ -106,7 +113,6 @@ pub struct KafkaSink {
     batches: BatchProducer,
     alerts: Option<BatchProducer>,
     producer: BaseProducer<DeliveryContext>,
-    epoch: Instant,
     stats: Arc<DeliveryStats>,
     flush_grace: Duration,
     /// Readings and alerts handed to this sink, to find those without a delivery report.
@@ -150,10 +156,9 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Erro
             (b, Some(MockGuard(mock)), d)
         }
     };
-    let epoch = Instant::now();
     let config = k.client_config(&brokers)?;
     let producer: BaseProducer<DeliveryContext> = config
-        .create_with_context(DeliveryContext::new(Arc::clone(&stats), epoch))
+        .create_with_context(DeliveryContext::new(Arc::clone(&stats)))
         .map_err(Error::Producer)?;
 
     // Always set (PRODUCER_DEFAULTS or -X); librdkafka validated the name above.
@@ -171,7 +176,6 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Erro
             batches,
             alerts,
             producer,
-            epoch,
             stats,
             flush_grace: k.flush_timeout.0,
             handed: (0, 0),
@@ -249,13 +253,6 @@ fn create_topic(brokers: &str, k: &KafkaSettings, name: &str) -> Result<(), Erro
     Ok(())
 }
 
-impl KafkaSink {
-    #[inline]
-    fn now_us(&self) -> usize {
-        self.epoch.elapsed().as_micros() as usize
-    }
-}
-
 /// Enqueues everything `batches` has loaded. Backpressure (`QueueFull`) is served by
 /// polling and retrying from the refused message; messages that fail for good, or are
 /// still refused past the shutdown grace, go to `failed(count, reason)`.
@@ -286,10 +283,11 @@ fn enqueue(
 
 impl Sink for KafkaSink {
     fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
-        let sent_us = self.now_us();
+        let sent = clock_us(Instant::now());
         self.handed.0 += batch.len() as u64;
         let stats = &self.stats;
-        self.batches.load(batch.readings(), opaque(sent_us, false));
+        self.batches
+            .load(batch.readings(), |due| opaque(false, due, sent));
         enqueue(
             &mut self.batches,
             &self.producer,
@@ -300,7 +298,7 @@ impl Sink for KafkaSink {
         if let Some(alerts) = &mut self.alerts {
             if !batch.alerts().is_empty() {
                 self.handed.1 += batch.alerts().len() as u64;
-                alerts.load(batch.alerts(), opaque(sent_us, true));
+                alerts.load(batch.alerts(), |due| opaque(true, due, sent));
                 enqueue(
                     alerts,
                     &self.producer,

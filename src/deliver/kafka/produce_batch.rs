@@ -106,9 +106,9 @@ impl BatchProducer {
         })
     }
 
-    /// Loads `batch`, grouped by partition (stable), each message carrying `opaque`
-    /// for its delivery report.
-    pub fn load(&mut self, batch: &Messages, opaque: usize) {
+    /// Loads `batch`, grouped by partition (stable), message `i` carrying
+    /// `opaque(batch.due(i))` for its delivery report.
+    pub fn load(&mut self, batch: &Messages, opaque: impl Fn(u32) -> usize) {
         let n = self.partition_count as usize;
         self.partition_of.clear();
         self.cursor.iter_mut().for_each(|c| *c = 0);
@@ -148,7 +148,7 @@ impl BatchProducer {
         };
         self.messages.clear();
         self.messages.resize(batch.len(), empty);
-        for ((key, payload), &p) in batch.iter().zip(&self.partition_of) {
+        for (i, ((key, payload), &p)) in batch.iter().zip(&self.partition_of).enumerate() {
             let slot = &mut self.cursor[p as usize];
             self.messages[*slot] = rd::rd_kafka_message_t {
                 partition: p,
@@ -156,7 +156,7 @@ impl BatchProducer {
                 len: payload.len(),
                 key: key.as_ptr() as *mut c_void,
                 key_len: key.len(),
-                _private: opaque as *mut c_void,
+                _private: opaque(batch.due(i)) as *mut c_void,
                 ..empty
             };
             *slot += 1;
