@@ -218,8 +218,17 @@ pub fn iotblast() -> Command {
 }
 
 /// Runs iotblast with `args` to completion and returns its output.
+/// Every run through these helpers is also checked never to panic, whatever its input.
 pub fn run(args: &[&str]) -> Output {
-    iotblast().args(args).output().expect("spawn iotblast")
+    let out = iotblast().args(args).output().expect("spawn iotblast");
+    assert_no_panic(args, &out.stderr);
+    out
+}
+
+/// Fails if iotblast's stderr shows a panic: no input may cause one.
+pub fn assert_no_panic(args: &[&str], stderr: &[u8]) {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(!text.contains("panicked"), "{args:?} panicked:\n{text}");
 }
 
 /// Starts iotblast with stdout and stderr piped.
@@ -269,7 +278,9 @@ pub fn wait_with_limit(
     let e = collect(child.stderr.take());
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return (status, o.join().unwrap(), e.join().unwrap());
+            let (out, err) = (o.join().unwrap(), e.join().unwrap());
+            assert_no_panic(&[], &err);
+            return (status, out, err);
         }
         if t.elapsed() > limit {
             child.kill().unwrap();

@@ -36,7 +36,9 @@ fn iotblast(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().unwrap()
+    let out = c.output().unwrap();
+    crate::common::assert_no_panic(args, &out.stderr);
+    out
 }
 
 #[test]
