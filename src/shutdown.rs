@@ -114,6 +114,14 @@ impl Shutdown {
         at.as_ref().map(|(_, r)| *r)
     }
 
+    /// What is left of `grace` after a stop request: all of it if none was made. The
+    /// flush at the end gets this, so a stopped run ends within one flush timeout.
+    pub fn grace_left(&self, grace: Duration) -> Duration {
+        let at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        at.as_ref()
+            .map_or(grace, |(t, _)| grace.saturating_sub(t.elapsed()))
+    }
+
     /// True when a stop was requested more than `grace` ago: time to stop waiting
     /// on a full producer queue and count the rest as failed.
     pub fn past_grace(&self, grace: Duration) -> bool {

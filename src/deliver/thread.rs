@@ -54,5 +54,7 @@ pub fn run(
             let _ = select.ready_timeout(IDLE_WAIT);
         }
     }
-    sink.finish(flush_timeout);
+    // A run that was stopped (signal, duration, stall) has one flush timeout from the
+    // stop in all; a run that finished its messages gets a whole one to flush.
+    sink.finish(shutdown.grace_left(flush_timeout));
 }

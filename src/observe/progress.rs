@@ -130,6 +130,8 @@ pub fn until_done(
     let duration = run.settings.run.duration.map(|d| d.0);
     let warmup_for = run.settings.run.warmup.map(|d| d.0);
     let mut warmup = None;
+    let k = &run.settings.kafka;
+    let mut stall = Stall::new(k.flush_timeout.0.max(k.connect_timeout.0));
     let mut last = snapshot(w, started);
     let mut next_report = started + interval;
     while !delivery.is_finished() {
@@ -137,6 +139,13 @@ pub fn until_done(
         w.shutdown.take_signal();
         if duration.is_some_and(|d| started.elapsed() >= d) && !w.shutdown.is_requested() {
             w.shutdown.request(StopReason::Duration);
+        }
+        if stall.stuck(&snapshot(w, Instant::now())) && !w.shutdown.is_requested() {
+            log::error!(
+                "no delivery outcome for {} while messages are outstanding: the brokers are not answering; stopping",
+                humantime::format_duration(stall.limit)
+            );
+            w.shutdown.request(StopReason::Error);
         }
         if warmup.is_none() && warmup_for.is_some_and(|d| started.elapsed() >= d) {
             warmup = Some(end_warmup(w, started));
@@ -153,6 +162,40 @@ pub fn until_done(
         log::warn!("the run ended within its warm-up; rates and latency include all of it");
     }
     warmup
+}
+
+/// Notices a cluster that stopped answering: messages outstanding and not one outcome
+/// (delivered, failed, in doubt) for `limit`, the longer of the flush and connect
+/// timeouts (so a slow but working cluster, whose acks take longer than a short flush
+/// timeout, is not mistaken for a hung one). Without this a run with `--messages`
+/// against a hung broker would wait for librdkafka's message timeout (minutes) behind
+/// a full queue.
+struct Stall {
+    limit: Duration,
+    settled: u64,
+    since: Instant,
+}
+
+impl Stall {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            settled: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// Whether outcomes have not moved for `limit` while messages were outstanding.
+    fn stuck(&mut self, s: &Snapshot) -> bool {
+        let settled = s.delivered + s.failed + s.in_doubt;
+        let outstanding = s.generated.messages > settled;
+        if settled != self.settled || !outstanding {
+            self.settled = settled;
+            self.since = s.at;
+            return false;
+        }
+        s.at.saturating_duration_since(self.since) >= self.limit
+    }
 }
 
 /// Ends the warm-up: records its counts, and restarts the whole-run latency histogram

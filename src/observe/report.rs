@@ -257,7 +257,11 @@ impl Summary {
             ));
         }
         for (reason, n) in &self.errors {
-            output::err(format_args!("  {n} failed: {reason}"));
+            if reason.contains("in doubt: ") {
+                output::err(format_args!("  {n} {reason}"));
+            } else {
+                output::err(format_args!("  {n} failed: {reason}"));
+            }
         }
         if !json {
             return Ok(());

@@ -66,8 +66,21 @@ impl Tansu {
     }
 }
 
+impl Tansu {
+    /// Sends `signal` (e.g. "STOP", "CONT") to the broker process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+}
+
 impl Drop for Tansu {
     fn drop(&mut self) {
+        self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -152,4 +165,51 @@ fn creates_the_topic_and_delivers_every_reading_to_a_real_broker() {
         assert_alert_schema_valid(&a.value);
         assert_eq!(a.key.as_deref(), a.value["device_id"].as_str());
     }
+}
+
+#[test]
+fn a_broker_that_stops_answering_ends_the_run_within_its_timeouts() {
+    // A frozen broker (SIGSTOP) answers nothing: without a bound, a run with a large
+    // --messages would wait minutes behind librdkafka's full queue. It must notice
+    // (no delivery outcome for the longer of the flush and connect timeouts), stop, and
+    // settle every message as delivered, failed or in doubt within one flush timeout.
+    let tansu = Tansu::start();
+    let child = crate::common::spawn(&[
+        "-b",
+        &tansu.bootstrap,
+        "--topic",
+        "hung-broker",
+        "--alerts-topic",
+        "",
+        "--messages",
+        "50000000",
+        "--flush-timeout",
+        "2s",
+        "--connect-timeout",
+        "2s",
+        "--report-interval",
+        "500ms",
+        "--json",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    tansu.signal("STOP");
+    let t = Instant::now();
+    let (status, stdout, stderr) = crate::common::wait_with_limit(child, Duration::from_secs(30));
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&stderr);
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(
+        took < Duration::from_secs(12),
+        "took {took:?} after the broker froze"
+    );
+    assert!(text.contains("the brokers are not answering"), "{text}");
+    let s = crate::common::summary_from(&stdout);
+    assert_eq!(s["stop_reason"], "error");
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert!(n("messages_delivered") > 0, "{s}");
+    assert_eq!(
+        n("messages_sent"),
+        n("messages_delivered") + n("messages_failed") + n("messages_in_doubt"),
+        "{s}"
+    );
 }

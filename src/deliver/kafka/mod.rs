@@ -281,6 +281,18 @@ fn enqueue(
     }
 }
 
+/// How long to serve the delivery reports of a purge at exit.
+const PURGE_REPORTS: Duration = Duration::from_secs(1);
+
+impl KafkaSink {
+    /// Whether every reading and alert handed over has an outcome.
+    fn all_settled(&self) -> bool {
+        let (readings, alerts) = self.handed;
+        self.stats
+            .with(|d| d.readings_settled() >= readings && d.alerts_settled() >= alerts)
+    }
+}
+
 impl Sink for KafkaSink {
     fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
         let sent = clock_us(Instant::now());
@@ -324,7 +336,12 @@ impl Sink for KafkaSink {
             self.producer
                 .purge(PurgeConfig::default().queue().inflight());
             // Serve the purge's delivery reports, which record each message's outcome.
-            let _ = self.producer.flush(Duration::from_secs(5));
+            // They are local and come at once; `flush` would also wait for requests
+            // still out to a broker that may never answer.
+            let deadline = Instant::now() + PURGE_REPORTS;
+            while !self.all_settled() && Instant::now() < deadline {
+                self.producer.poll(Duration::from_millis(10));
+            }
         }
         // Only messages count: librdkafka's own queue length also holds other events.
         let (readings, alerts) = self.handed;
