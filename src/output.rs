@@ -81,6 +81,17 @@ pub fn out_raw(text: &str) -> Result<(), Error> {
         .map_err(Error::Output)
 }
 
+/// Writes a progress or summary line where `kafka-producer-perf-test` writes them:
+/// stdout, or stderr when stdout carries the readings (`stdout_carries_readings`).
+/// Errors are ignored, as for stderr: the final JSON summary is what reports them.
+pub fn report(stdout_carries_readings: bool, text: impl Display) {
+    if stdout_carries_readings {
+        err(text);
+    } else {
+        let _ = out(text);
+    }
+}
+
 /// Writes `text` and a newline to stderr. Errors are ignored: stderr is where they
 /// would be reported, and the exit status still tells the outcome.
 pub fn err(text: impl Display) {

@@ -19,8 +19,10 @@ use crate::error::ConfigError;
 /// Kafka as fast as the hardware allows.
 ///
 /// Without brokers, readings go to an embedded librdkafka mock cluster, so the tool
-/// runs with zero setup. Progress lines and the summary go to stderr; `--json` adds a
-/// JSON summary as the last line of stdout.
+/// runs with zero setup. Progress lines and the summary go to stdout, as
+/// kafka-producer-perf-test prints them, and logs to stderr; `--json` adds a JSON
+/// summary as the last line of stdout. With `--sink stdout`, everything but the
+/// readings goes to stderr.
 ///
 /// Settings come from four layers, each overriding the one before: built-in defaults
 /// (`iotblast config default` prints them, documented) < a YAML file (`--config`) <

@@ -271,7 +271,7 @@ fn report_interval(
         }
     }
     if !run.quiet {
-        crate::output::err(&line);
+        crate::output::report(run.sink == crate::config::SinkKind::Stdout, &line);
     }
     if let Some(log) = w.interval_log.as_mut() {
         let record = IntervalRecord::between(&last, &now, started, latency, ack);

@@ -243,12 +243,14 @@ impl Summary {
         summary
     }
 
-    /// Prints the summary line, the failure reasons and, with `json`, the JSON summary
-    /// (on stdout, or on stderr when stdout carries the readings). Fails only when the
-    /// JSON summary cannot be written to stdout.
+    /// Prints the summary lines and the failure reasons where KPT prints its summary,
+    /// a missed target on stderr, and, with `json`, the JSON summary as the last line
+    /// of stdout (everything on stderr when stdout carries the readings). Fails only
+    /// when the JSON summary cannot be written to stdout.
     pub fn print(&self, json: bool, sink: SinkKind) -> Result<(), Error> {
+        let to_stderr = sink == SinkKind::Stdout;
         for line in summary_lines(self) {
-            output::err(line);
+            output::report(to_stderr, line);
         }
         if let (true, Some(target)) = (self.target_missed, self.target_rate) {
             output::err(format_args!(
@@ -258,16 +260,16 @@ impl Summary {
         }
         for (reason, n) in &self.errors {
             if reason.contains("in doubt: ") {
-                output::err(format_args!("  {n} {reason}"));
+                output::report(to_stderr, format_args!("  {n} {reason}"));
             } else {
-                output::err(format_args!("  {n} failed: {reason}"));
+                output::report(to_stderr, format_args!("  {n} failed: {reason}"));
             }
         }
         if !json {
             return Ok(());
         }
         let line = serde_json::to_string(self).expect("summary serialises");
-        if sink == SinkKind::Stdout {
+        if to_stderr {
             output::err(line);
             Ok(())
         } else {

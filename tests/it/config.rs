@@ -348,33 +348,28 @@ fn default_file_is_commented_and_equals_the_defaults() {
     assert_eq!(parsed, Settings::default());
 }
 
-/// Reads progress lines from a child's stderr as they arrive, with their arrival time.
-fn progress_rates(
-    stderr: std::process::ChildStderr,
-) -> std::sync::mpsc::Receiver<(std::time::Instant, String)> {
+/// A line from a child's stdout (progress, summary) or stderr (logs), with its
+/// arrival time.
+type Line = (std::time::Instant, String);
+
+/// Forwards the lines of `pipe` to `tx` as they arrive.
+fn forward(pipe: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<Line>) {
     use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
             if tx.send((std::time::Instant::now(), line)).is_err() {
                 break;
             }
         }
     });
-    rx
 }
 
-/// Starts a run on config file `path` with `args`; returns it and its stderr lines.
+/// Starts a run on config file `path` with `args`; returns it and its output lines,
+/// stdout and stderr together, as they arrive.
 fn spawn_on(
     path: &std::path::Path,
     args: &[&str],
-) -> (
-    std::process::Child,
-    std::sync::mpsc::Receiver<(std::time::Instant, String)>,
-) {
+) -> (std::process::Child, std::sync::mpsc::Receiver<Line>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iotblast"))
         .arg("--config")
         .arg(path)
@@ -384,19 +379,31 @@ fn spawn_on(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = progress_rates(child.stderr.take().unwrap());
-    (child, lines)
+    let (tx, rx) = std::sync::mpsc::channel();
+    forward(child.stdout.take().unwrap(), tx.clone());
+    forward(child.stderr.take().unwrap(), tx);
+    (child, rx)
 }
 
-/// SIGTERMs `child` and returns its JSON summary (it must exit 0).
-fn stop(child: std::process::Child) -> serde_json::Value {
+/// SIGTERMs `child` and returns its JSON summary, the last JSON line of its output
+/// (it must exit 0).
+fn stop(
+    mut child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Line>,
+) -> serde_json::Value {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit {}", out.status);
-    summary_from(&out.stdout)
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status}");
+    let rest: Vec<String> = lines.iter().map(|(_, l)| l).collect();
+    let json = rest
+        .iter()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON summary line");
+    serde_json::from_str(json).expect("the summary is JSON")
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -459,7 +466,7 @@ fn a_running_engine_follows_a_rate_change_and_survives_a_broken_file() {
         "kept running at the old rate: {during:?}"
     );
 
-    let s = stop(child);
+    let s = stop(child, lines);
     assert!(s["config_reloads"].as_u64().unwrap() >= 1, "{s}");
     assert!(s["config_reload_failures"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(s["messages_sent"], s["messages_delivered"]);
@@ -483,7 +490,7 @@ fn structural_changes_wait_for_a_restart() {
             break;
         }
     }
-    let s = stop(child);
+    let s = stop(child, lines);
     let refused = refused.expect("a refusal line");
     assert!(
         refused.contains("device.simulator.device_count") && refused.contains("restart"),
