@@ -3,7 +3,7 @@
 //! into a stop request, and returns when the delivery thread has finished (after the
 //! last worker and the sink's flush).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -132,6 +132,7 @@ pub fn until_done(
     let mut warmup = None;
     let k = &run.settings.kafka;
     let mut stall = Stall::new(k.flush_timeout.0.max(k.connect_timeout.0));
+    let bar = progress_bar(run);
     let mut last = snapshot(w, started);
     let mut next_report = started + interval;
     while !delivery.is_finished() {
@@ -150,18 +151,83 @@ pub fn until_done(
         if warmup.is_none() && warmup_for.is_some_and(|d| started.elapsed() >= d) {
             warmup = Some(end_warmup(w, started));
         }
+        if let Some((bar, unit)) = &bar {
+            bar.set_position(match unit {
+                BarUnit::Messages => Generated::sum(w.workers).messages,
+                BarUnit::Millis => started.elapsed().as_millis() as u64,
+            });
+        }
         if Instant::now() >= next_report {
             next_report += interval;
-            last = report_interval(run, started, w, &mut hdr, last);
+            last = match &bar {
+                // Printed above the bar, so the bar stays whole.
+                Some((bar, _)) => bar.suspend(|| report_interval(run, started, w, &mut hdr, last)),
+                None => report_interval(run, started, w, &mut hdr, last),
+            };
         }
     }
     if w.interval_log.is_some() || hdr.is_some() {
         report_interval(run, started, w, &mut hdr, last);
     }
+    if let Some((bar, _)) = bar {
+        bar.finish_and_clear();
+    }
     if warmup_for.is_some() && warmup.is_none() {
         log::warn!("the run ended within its warm-up; rates and latency include all of it");
     }
     warmup
+}
+
+/// What a progress bar counts: readings for a `--messages` run, time for a `--duration` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BarUnit {
+    Messages,
+    Millis,
+}
+
+/// What the progress bar of `run` counts, and to what total: only for a bounded run
+/// whose stderr is a terminal (otherwise progress stays in plain lines), and not quiet.
+fn bar_plan(run: &Run, stderr_is_terminal: bool) -> Option<(BarUnit, u64)> {
+    if run.quiet || !stderr_is_terminal {
+        return None;
+    }
+    let r = &run.settings.run;
+    match (r.messages, r.duration) {
+        (Some(m), _) => {
+            // This instance's share of the fleet-wide count.
+            let devices = crate::generate::topology::instance_devices(run);
+            let quota = crate::generate::topology::Quota::new(m.0, run.devices());
+            Some((BarUnit::Messages, quota.total(&devices)))
+        }
+        (None, Some(d)) => Some((BarUnit::Millis, d.0.as_millis() as u64)),
+        (None, None) => None,
+    }
+}
+
+/// A live progress bar on stderr (percent done, rate and ETA), per [`bar_plan`].
+fn progress_bar(run: &Run) -> Option<(indicatif::ProgressBar, BarUnit)> {
+    let (unit, total) = bar_plan(run, std::io::stderr().is_terminal())?;
+    let template = match unit {
+        BarUnit::Messages => {
+            "{percent:>3}% [{bar:30}] {human_pos}/{human_len} readings, {readings_rate}, ETA {eta}"
+        }
+        BarUnit::Millis => "{percent:>3}% [{bar:30}] {elapsed} of the run, ETA {eta}",
+    };
+    let style = indicatif::ProgressStyle::with_template(template)
+        .expect("a valid static template")
+        .with_key(
+            "readings_rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec());
+            },
+        )
+        .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(style);
+    Some((bar, unit))
 }
 
 /// Notices a cluster that stopped answering: messages outstanding and not one outcome
@@ -282,4 +348,42 @@ fn report_interval(
         }
     }
     now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Settings, SinkKind};
+    use crate::units::{Count, Dur};
+
+    fn run(tune: impl FnOnce(&mut Settings)) -> Run {
+        let mut s = Settings::default();
+        tune(&mut s);
+        Run::new(s, SinkKind::Null).unwrap()
+    }
+
+    #[test]
+    fn a_bar_only_for_bounded_runs_on_a_terminal() {
+        let messages = run(|s| s.run.messages = Some(Count(5000)));
+        assert_eq!(bar_plan(&messages, true), Some((BarUnit::Messages, 5000)));
+        assert_eq!(
+            bar_plan(&messages, false),
+            None,
+            "not a terminal: plain lines"
+        );
+        let timed = run(|s| s.run.duration = Some(Dur::ms(3000)));
+        assert_eq!(bar_plan(&timed, true), Some((BarUnit::Millis, 3000)));
+        assert_eq!(bar_plan(&run(|_| {}), true), None, "unbounded");
+        let mut quiet = messages.clone();
+        quiet.quiet = true;
+        assert_eq!(bar_plan(&quiet, true), None);
+        // An instance's bar counts its own share.
+        let shared = run(|s| {
+            s.device.simulator.device_count = Count(3000);
+            s.run.messages = Some(Count(3000));
+            s.run.instance_count = 3;
+            s.run.instance_index = 1;
+        });
+        assert_eq!(bar_plan(&shared, true), Some((BarUnit::Messages, 1000)));
+    }
 }

@@ -14,6 +14,7 @@ mod interval_log;
 mod latency;
 mod metrics;
 mod pacing;
+mod progress_bar;
 mod secrets;
 mod shutdown;
 mod statistics;
