@@ -38,9 +38,20 @@ fn handoff_round_trip(c: &mut Criterion) {
     g.finish();
 }
 
+/// What reading the clock for every delivery report costs: the delivery callback
+/// calls `clock_us(Instant::now())` once per acknowledged reading.
+fn delivery_clock(c: &mut Criterion) {
+    let mut g = c.benchmark_group("delivery_clock");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("clock_us_now", |b| {
+        b.iter(|| iotblast::deliver::batch::clock_us(std::hint::black_box(Instant::now())))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = handoff_round_trip
+    targets = handoff_round_trip, delivery_clock
 }
 criterion_main!(benches);

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # librdkafka is built from source by rdkafka-sys: it needs a C toolchain, make, perl
 # (for its configure), pkg-config, and the headers of the libraries we link (OpenSSL, zlib).
 need=()
-for pkg in build-essential pkg-config perl libssl-dev zlib1g-dev; do
+# bsdutils provides `script`, which runs iotblast on a pseudo-terminal in a test.
+for pkg in build-essential pkg-config perl libssl-dev zlib1g-dev bsdutils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # promtool (Debian's prometheus package) checks the /metrics output in the tests.
