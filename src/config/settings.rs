@@ -45,7 +45,8 @@ pub struct RunSettings {
     pub duration: Option<Dur>,
     /// Stop after this many readings in total (up to 10^15); null runs until stopped.
     pub messages: Option<Count>,
-    /// Seed of all readings; null picks one at random and prints it.
+    /// Seed of all readings, any 64-bit value (0 to 18446744073709551615); null picks
+    /// one at random and prints it.
     pub seed: Option<u64>,
     /// This process's slice of the fleet, 0 to instance_count - 1: instances with the
     /// same settings and seed split the devices into disjoint contiguous ranges.

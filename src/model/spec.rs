@@ -53,8 +53,8 @@ pub struct SimulatorSpec {
     /// Simulated time between two readings of one device, up to 365 days; trends advance
     /// by this per reading. Does not pace the run (see run.rate).
     pub sample_interval: Dur,
-    /// Speed-up of simulated time: each reading advances it by sample_interval ×
-    /// time_scale (1440 shows a day in a minute of 1-second samples).
+    /// Speed-up of simulated time, above 0 and up to 1e9: each reading advances it by
+    /// sample_interval × time_scale (1440 shows a day in a minute of 1-second samples).
     pub time_scale: f64,
     /// Simulated time of every device's first reading (RFC 3339, UTC); sets where in
     /// the day and the year the trends start.
@@ -69,12 +69,12 @@ pub struct SimulatorSpec {
     pub anomaly_weights: Weights,
     /// Turn the trends (day/night, season, weather, load) on or off.
     pub trend_enabled: bool,
-    /// Scale of the trends; 1 gives each the amplitude in docs/data-model.md, 0 turns
-    /// them off (like trend_enabled: false).
+    /// Scale of the trends, 0 to 10; 1 gives each the amplitude in docs/data-model.md,
+    /// 0 turns them off (like trend_enabled: false).
     pub trend_strength: f64,
     /// Long-run share of readings with the switch on (0 to 1).
     pub switch_on_probability: f64,
-    /// Mean number of readings the switch stays in its rarer state (>= 1).
+    /// Mean number of readings the switch stays in its rarer state (1 to 1e9).
     pub switch_dwell: f64,
     /// Building labels, used in turn (e.g. ["A栋", "B栋"]); each 1 to 64 bytes.
     pub buildings: Vec<String>,
@@ -177,7 +177,8 @@ impl Thresholds {
     }
 }
 
-/// One analog sensor: its normal distribution, clamp range and status thresholds.
+/// One analog sensor: its normal distribution, clamp range and status thresholds. Every
+/// value is finite and within ±1e12; sd is 0 to 1e12.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SensorSpec {

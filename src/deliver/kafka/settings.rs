@@ -43,7 +43,8 @@ pub struct KafkaSettings {
     pub create_topic: bool,
     /// Partitions of a topic that iotblast creates, 1 to 10000.
     pub partitions: i32,
-    /// Replication factor of a topic that iotblast creates; -1 is the broker default.
+    /// Replication factor of a topic that iotblast creates, 1 to 100; -1 is the broker
+    /// default.
     pub replication_factor: i32,
     /// Give up at startup if the brokers cannot be reached within this time (up to 1 day).
     pub connect_timeout: Dur,
@@ -278,11 +279,11 @@ impl KafkaSettings {
             }
         }
         in_range("kafka.partitions", self.partitions, 1, 10_000)?;
-        if self.replication_factor == 0 || self.replication_factor < -1 {
+        if self.replication_factor == 0 || !(-1..=100).contains(&self.replication_factor) {
             return Err(ConfigError::new(
                 "kafka.replication_factor",
                 format!(
-                    "must be -1 (broker default) or at least 1, got {}",
+                    "must be -1 (broker default) or 1 to 100, got {}",
                     self.replication_factor
                 ),
             ));
