@@ -141,7 +141,9 @@ pub fn until_done(
         if duration.is_some_and(|d| started.elapsed() >= d) && !w.shutdown.is_requested() {
             w.shutdown.request(StopReason::Duration);
         }
-        if stall.stuck(&snapshot(w, Instant::now())) && !w.shutdown.is_requested() {
+        // One snapshot per tick serves both the stall check and the bar.
+        let now = snapshot(w, Instant::now());
+        if stall.stuck(&now) && !w.shutdown.is_requested() {
             log::error!(
                 "no delivery outcome for {} while messages are outstanding: the brokers are not answering; stopping",
                 humantime::format_duration(stall.limit)
@@ -153,7 +155,7 @@ pub fn until_done(
         }
         if let Some((bar, unit)) = &bar {
             bar.set_position(match unit {
-                BarUnit::Messages => Generated::sum(w.workers).messages,
+                BarUnit::Messages => now.generated.messages,
                 BarUnit::Millis => started.elapsed().as_millis() as u64,
             });
         }

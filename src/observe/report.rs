@@ -128,7 +128,7 @@ impl Summary {
 
 /// What the warm-up counted (`run.warmup`): included in the totals, left out of the
 /// rates and the latency.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Warmup {
     pub seconds: f64,
     pub messages_sent: u64,
@@ -157,14 +157,7 @@ pub struct Finished<'a> {
 
 /// Delivered readings, alerts, both, and MB per second after the warm-up.
 fn measured_rates(d: &crate::deliver::stats::Deliveries, f: &Finished<'_>) -> [f64; 4] {
-    let w = f.warmup.unwrap_or(Warmup {
-        seconds: 0.0,
-        messages_sent: 0,
-        messages_delivered: 0,
-        alerts_sent: 0,
-        alerts_delivered: 0,
-        bytes_delivered: 0,
-    });
+    let w = f.warmup.unwrap_or_default();
     let span = f.elapsed.saturating_sub(Duration::from_secs_f64(w.seconds));
     let readings = d.delivered - w.messages_delivered;
     let alerts = d.alerts_delivered - w.alerts_delivered;
