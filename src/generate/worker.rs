@@ -67,17 +67,10 @@ impl Emitter {
     }
 
     /// Steps `device` to `seq` and writes its reading, and any alerts, into `batch`,
-    /// which must not be full; `due` (`clock_us`) is when the reading was due. Returns
-    /// the number of alerts.
+    /// which must not be full; `due` (`clock_us`) is when the reading was due. The
+    /// batch counts the alerts (`Batch::alerts`).
     #[inline]
-    pub fn emit(
-        &mut self,
-        device: u64,
-        seq: u64,
-        timestamp_ms: i64,
-        due: u32,
-        batch: &mut Batch,
-    ) -> u64 {
+    pub fn emit(&mut self, device: u64, seq: u64, timestamp_ms: i64, due: u32, batch: &mut Batch) {
         let reading = self.slice.step(device, seq, timestamp_ms);
         let encoder = &self.encoder;
         batch.push(due, |payload, key| {
@@ -85,18 +78,15 @@ impl Emitter {
             encoder.write_key(device, key);
         });
         if !self.alerts {
-            return 0;
+            return;
         }
-        let mut alerts = 0;
         for sensor in reading.transitions() {
             let spec = self.slice.fleet().spec.thresholds.sensor(sensor);
             batch.push_alert(due, |payload, key| {
                 encoder.encode_alert(&reading, sensor, spec, payload);
                 encoder.write_key(device, key);
             });
-            alerts += 1;
         }
-        alerts
     }
 }
 
