@@ -3,10 +3,11 @@
 
 use crate::common::{run, summary_from};
 
-#[test]
-fn interval_lines_add_up_to_the_summary() {
+/// A 2 s run against the embedded mock with 400 ms intervals, writing its log with
+/// `flag`; returns the JSON summary and the log file's contents.
+fn logged_run(flag: &str) -> (serde_json::Value, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("intervals.jsonl");
+    let path = dir.path().join("run.log");
     let out = run(&[
         "--devices",
         "500",
@@ -14,15 +15,20 @@ fn interval_lines_add_up_to_the_summary() {
         "2s",
         "--report-interval",
         "400ms",
-        "--interval-log",
+        flag,
         path.to_str().unwrap(),
         "--json",
         "-q",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let s = summary_from(&out.stdout);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+    (summary_from(&out.stdout), std::fs::read(&path).unwrap())
+}
+
+#[test]
+fn interval_lines_add_up_to_the_summary() {
+    let (s, log) = logged_run("--interval-log");
+    let lines: Vec<serde_json::Value> = String::from_utf8(log)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
@@ -72,24 +78,7 @@ fn the_hdr_log_reads_back_with_hdrhistogram_and_counts_every_ack() {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("latency.hlog");
-    let out = run(&[
-        "--devices",
-        "500",
-        "--duration",
-        "2s",
-        "--report-interval",
-        "400ms",
-        "--hdr-log",
-        path.to_str().unwrap(),
-        "--json",
-        "-q",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let s = summary_from(&out.stdout);
-    let text = std::fs::read(&path).unwrap();
+    let (s, text) = logged_run("--hdr-log");
     let mut deserializer = Deserializer::new();
     let (mut intervals, mut acks, mut max_us) = (0, 0u64, 0u64);
     for entry in IntervalLogIterator::new(&text) {
