@@ -166,7 +166,7 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Erro
     let partitioner =
         partitioner_by_name(name).ok_or_else(|| Error::Partitioner(name.to_owned()))?;
     let handle = |topic: &str| -> Result<BatchProducer, Error> {
-        let partitions = ensure_topic(&producer, &brokers, k, topic)?;
+        let partitions = ensure_topic(&producer, &config, &brokers, k, topic)?;
         BatchProducer::new(&producer, topic, partitioner, partitions)
     };
     let batches = handle(&k.topics.device_data)?;
@@ -189,6 +189,7 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Erro
 /// clearly), creates `topic` if it is missing and returns its partition count.
 fn ensure_topic(
     producer: &BaseProducer<DeliveryContext>,
+    config: &rdkafka::ClientConfig,
     brokers: &str,
     k: &KafkaSettings,
     topic: &str,
@@ -220,19 +221,22 @@ fn ensure_topic(
             brokers: brokers.to_owned(),
         });
     }
-    create_topic(brokers, k, topic)?;
+    create_topic(config, k, topic)?;
     Ok(k.partitions)
 }
 
-fn create_topic(brokers: &str, k: &KafkaSettings, name: &str) -> Result<(), Error> {
+/// Creates topic `name` with an admin client on the producer's own `config`.
+fn create_topic(
+    config: &rdkafka::ClientConfig,
+    k: &KafkaSettings,
+    name: &str,
+) -> Result<(), Error> {
     let fail = |source: TopicCreate| Error::TopicCreate {
         topic: name.to_owned(),
         source,
     };
-    let admin: AdminClient<DefaultClientContext> = k
-        .client_config(brokers)?
-        .create()
-        .map_err(|e| fail(TopicCreate::Client(e)))?;
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e| fail(TopicCreate::Client(e)))?;
     let topic = NewTopic::new(
         name,
         k.partitions,
