@@ -56,6 +56,25 @@ pub enum Error {
         source: Unreachable,
     },
 
+    #[error("authentication failed against Kafka brokers {brokers}: {reason}")]
+    Authentication { brokers: String, reason: String },
+
+    #[error("topic '{topic}' does not exist on {brokers}")]
+    NoTopic { topic: String, brokers: String },
+
+    #[error("librdkafka could not create the consumer")]
+    Consumer(#[source] KafkaError),
+
+    #[error("cannot read {path}")]
+    Input {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("verify found {0}")]
+    VerifyFailed(String),
+
     #[error("topic '{topic}' does not exist on {brokers} and --no-create-topic was given")]
     TopicMissing { topic: String, brokers: String },
 
@@ -124,13 +143,15 @@ pub enum Error {
 impl Error {
     /// The process exit status for this error: 2 for bad flags or configuration, 3 for
     /// a run that completed with undelivered messages, 4 for one that missed its target
-    /// rate, 1 for anything else. README's exit status table lists the same (and 130,
+    /// rate, 5 for a `verify` that found loss, duplicates or invalid messages, 1 for
+    /// anything else. README's exit status table lists the same (and 130,
     /// which the signal handlers exit with themselves).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => 2,
             Error::Undelivered { .. } => 3,
             Error::TargetMissed { .. } => 4,
+            Error::VerifyFailed(_) => 5,
             _ => 1,
         }
     }
@@ -139,7 +160,10 @@ impl Error {
     /// missed target has already said so with its summary, whose JSON form must stay
     /// the last line.
     pub fn needs_message(&self) -> bool {
-        !matches!(self, Error::Undelivered { .. } | Error::TargetMissed { .. })
+        !matches!(
+            self,
+            Error::Undelivered { .. } | Error::TargetMissed { .. } | Error::VerifyFailed(_)
+        )
     }
 
     /// The error and its causes, joined by ": ", for printing once at the top.

@@ -15,6 +15,8 @@
 //! - `observe`: progress lines, the summary, metrics and HTTP endpoints, logging.
 //! - `engine`: wires the stages together for one run, and hot-reloads the
 //!   configuration while it goes on.
+//! - `verify`: the consumer side: reads back what a run produced and checks it for
+//!   loss, duplicates, reordering and schema errors.
 //!
 //! Dependencies point one way: `units`, `error`, `shutdown` and `output` at the bottom; `model`
 //! and `deliver` (which know nothing of each other) above them; then `config`, which
@@ -33,6 +35,7 @@ pub mod observe;
 pub mod output;
 pub mod shutdown;
 pub mod units;
+pub mod verify;
 
 pub use config::{Run, Settings, SinkKind};
 pub use engine::{execute, run};

@@ -53,7 +53,43 @@ pub enum Command {
     /// Check, print or generate configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read what a run produced, from a topic (from its beginning until it is idle) or
+    /// from the stdout sink's NDJSON, and check every message: schema, key, partition,
+    /// and each device's seq for gaps (loss), duplicates and reordering. Reports the
+    /// counts, the consume rate and end-to-end latency. Exit status 5 when it finds a
+    /// problem or a count other than --expect.
+    Verify(VerifyArgs),
 }
+
+/// `iotblast verify` flags that are not settings. The connection settings (-b, -t,
+/// --alerts-topic, --connect-timeout, -X, --config and the environment) are a run's.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// YAML settings file, as for a run: its kafka section (brokers, topics, security).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read NDJSON readings (the stdout sink's output) from FILE, or stdin for `-`,
+    /// instead of Kafka.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<String>,
+    /// Fail unless exactly N readings were read (0 to 10^15; `100k` accepted).
+    #[arg(long, value_name = "N")]
+    pub expect: Option<String>,
+    /// Stop reading a topic once no message has come for this long (100ms to 1h).
+    #[arg(long, value_name = "DUR", default_value = "5s")]
+    pub idle: String,
+    /// Also print the report as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The settings `verify` takes flags for: where to read and how to connect.
+const VERIFY_SETTINGS: &[&str] = &[
+    "kafka.brokers",
+    "kafka.topics.device_data",
+    "kafka.topics.alerts",
+    "kafka.connect_timeout",
+];
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ConfigCommand {
@@ -200,19 +236,29 @@ pub struct Invocation {
 pub fn command() -> clap::Command {
     let with_settings = FLAGS.iter().fold(Cli::command(), |cmd, f| cmd.arg(f.arg()));
     with_settings
-        .arg(
-            Arg::new(PROPERTY_ID)
-                .short('X')
-                .value_name("KEY=VALUE")
-                .action(ArgAction::Append)
-                .help("librdkafka property passed through verbatim, e.g. -X compression.type=lz4 (repeatable); applied after kafka.librdkafka"),
-        )
+        .mut_subcommand("verify", |verify| {
+            FLAGS
+                .iter()
+                .filter(|f| VERIFY_SETTINGS.contains(&f.path))
+                .fold(verify, |cmd, f| cmd.arg(f.arg()))
+                .arg(property_arg())
+        })
+        .arg(property_arg())
         .arg(
             Arg::new(NO_CREATE_ID)
                 .long("no-create-topic")
                 .action(ArgAction::SetTrue)
                 .help("Fail instead of creating the topic when it does not exist [setting: kafka.create_topic: false]"),
         )
+}
+
+/// `-X KEY=VALUE`.
+fn property_arg() -> Arg {
+    Arg::new(PROPERTY_ID)
+        .short('X')
+        .value_name("KEY=VALUE")
+        .action(ArgAction::Append)
+        .help("librdkafka property passed through verbatim, e.g. -X compression.type=lz4 (repeatable); applied after kafka.librdkafka")
 }
 
 /// Parses the process's arguments; on a syntax error or `--help`, clap prints and
@@ -228,8 +274,14 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let m = command().try_get_matches_from(args)?;
-    let cli = Cli::from_arg_matches(&m)?;
-    let (overrides, spelled) = overrides(&m);
+    let mut cli = Cli::from_arg_matches(&m)?;
+    let (overrides, spelled) = match m.subcommand() {
+        Some(("verify", sub)) => overrides(sub),
+        _ => overrides(&m),
+    };
+    if let Some(Command::Verify(v)) = &cli.command {
+        cli.run.config = v.config.clone();
+    }
     Ok(Invocation {
         command: cli.command,
         run: cli.run,
@@ -250,18 +302,25 @@ fn overrides(m: &ArgMatches) -> (Vec<Override>, Vec<String>) {
             spelled,
         ));
     };
+    // `try_`: a subcommand's matches hold only the flags it defines.
     for f in FLAGS {
-        if let Some(text) = m.get_one::<String>(f.path) {
+        if let Ok(Some(text)) = m.try_get_one::<String>(f.path) {
             push(f.path, text, format!("--{}", f.long));
             if let Some((path, text)) = f.implies {
                 push(path, text, format!("--{}", f.long));
             }
         }
     }
-    if m.get_flag(NO_CREATE_ID) {
+    if let Ok(Some(true)) = m.try_get_one::<bool>(NO_CREATE_ID) {
         push(NO_CREATE_ID, "false", "--no-create-topic".into());
     }
-    for p in m.get_many::<String>(PROPERTY_ID).into_iter().flatten() {
+    for p in m
+        .try_get_many::<String>(PROPERTY_ID)
+        .ok()
+        .flatten()
+        .into_iter()
+        .flatten()
+    {
         // A malformed entry goes through with an empty key and is refused by
         // `Invocation::check`, so the error is reported with the others.
         let (key, value) = p.split_once('=').unwrap_or(("", p));

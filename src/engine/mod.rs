@@ -36,8 +36,10 @@ use reload::Rebuild;
 /// Runs what the command line asks for: a `config` subcommand, or a run with its
 /// logging, signal handling and hot reload, printing the summary at the end.
 pub fn execute(invocation: Invocation) -> Result<(), Error> {
-    if let Some(Command::Config(c)) = invocation.command {
-        return command::run(c);
+    match &invocation.command {
+        Some(Command::Config(c)) => return command::run(c.clone()),
+        Some(Command::Verify(v)) => return crate::verify::run(&invocation, v),
+        None => {}
     }
     // The environment is read once: a reload re-applies this snapshot, so only the file
     // can change a running configuration.

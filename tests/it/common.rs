@@ -320,3 +320,18 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
 }
+
+/// Runs `iotblast verify` with `args` and `--json`; returns its exit code and report.
+pub fn verify(args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["verify", "--json"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(last) = text.lines().last() else {
+        panic!("verify {args:?} printed no report: {stderr}");
+    };
+    let report = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {last}\n{stderr}"));
+    (out.status.code(), report)
+}

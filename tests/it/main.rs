@@ -21,3 +21,4 @@ mod statistics;
 mod stdout_sink;
 mod structure;
 mod tansu;
+mod verify;

@@ -39,18 +39,58 @@ pub struct MockGuard(
 /// Counts delivery reports and measures ack latency.
 pub struct DeliveryContext {
     stats: Arc<DeliveryStats>,
+    errors: ClientErrors,
 }
 
 impl DeliveryContext {
     /// A context recording into `stats`.
     pub fn new(stats: Arc<DeliveryStats>) -> Self {
-        Self { stats }
+        Self {
+            stats,
+            errors: ClientErrors::default(),
+        }
     }
 }
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
+
+/// What librdkafka's error callback reported, kept for the one error that matters at
+/// start-up: a failed authentication. librdkafka retries it forever, so without this a
+/// wrong password would look like an unreachable cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClientErrors(Arc<std::sync::Mutex<Option<String>>>);
+
+impl ClientErrors {
+    /// Logs a librdkafka error and remembers it if it is an authentication failure.
+    pub fn record(&self, error: &KafkaError, reason: &str) {
         log::warn!("librdkafka: {error}: {reason}");
+        let auth = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
+        );
+        if auth {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+        }
+    }
+
+    /// The error for brokers that did not answer in `timeout`: an authentication
+    /// failure if one was reported, else unreachable because of `source`.
+    pub fn unreachable(&self, brokers: &str, timeout: Duration, source: Unreachable) -> Error {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(reason) => Error::Authentication {
+                brokers: brokers.to_owned(),
+                reason,
+            },
+            None => Error::Unreachable {
+                brokers: brokers.to_owned(),
+                timeout,
+                source,
+            },
+        }
     }
 }
 
@@ -194,11 +234,8 @@ fn ensure_topic(
     k: &KafkaSettings,
     topic: &str,
 ) -> Result<i32, Error> {
-    let unreachable = |source: Unreachable| Error::Unreachable {
-        brokers: brokers.to_owned(),
-        timeout: k.connect_timeout.0,
-        source,
-    };
+    let errors = &producer.context().errors;
+    let unreachable = |source| errors.unreachable(brokers, k.connect_timeout.0, source);
     // One request with the whole timeout: a retry loop of shorter ones would never
     // succeed against a cluster whose round trip is longer than the slice.
     let md = producer

@@ -332,6 +332,27 @@ impl KafkaSettings {
         Ok(cfg)
     }
 
+    /// A consumer's client config for `bootstrap` (for `verify`): the connection and
+    /// security settings and every `librdkafka` property, without the producer tuning.
+    /// librdkafka itself warns about a producer-only property it then ignores.
+    pub fn consumer_config(&self, bootstrap: &str) -> Result<rdkafka::ClientConfig, ConfigError> {
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap)
+            .set("client.id", &self.producer.client_id)
+            // librdkafka assigns partitions only within a group; verify commits nothing
+            // and reads from the beginning, so the group's name does not matter.
+            .set("group.id", "iotblast-verify")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        for (key, value) in self.security.properties()? {
+            cfg.set(key, value);
+        }
+        for (key, value) in &self.librdkafka.0 {
+            cfg.set(key, value);
+        }
+        Ok(cfg)
+    }
+
     /// Checks the producer properties with librdkafka itself, without creating a
     /// client, so a property it rejects is reported with librdkafka's own message.
     pub fn check_with_librdkafka(&self) -> Result<(), ConfigError> {

@@ -1,0 +1,83 @@
+//! `verify`'s hot path: parsing a reading. Compares serde_json (borrowed fields) with
+//! simd-json (serde API, on a scratch copy, since it parses in place) on the same typed
+//! views, and measures the whole per-line check over a fleet's NDJSON. perf/RESULTS.md
+//! records the outcome and why `verify::message` uses serde_json.
+
+use std::hint::black_box;
+use std::sync::atomic::AtomicBool;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use iotblast::generate::worker::Emitter;
+use iotblast::model::{Fleet, FleetSlice, FleetSpec};
+use iotblast::verify::check::Checker;
+use iotblast::verify::message::{self, Reading};
+use iotblast::verify::source;
+
+const DEVICES: u64 = 1_000;
+const LINES: u64 = 20_000;
+
+/// `LINES` readings as the stdout sink writes them: one JSON object per line.
+fn ndjson() -> Vec<u8> {
+    let fleet = Fleet::new(FleetSpec::default(), 42);
+    let emitter = Emitter::new(fleet.clone(), 0..DEVICES, false);
+    let mut slice = FleetSlice::new(fleet, 0..DEVICES);
+    let mut out = Vec::new();
+    for i in 0..LINES {
+        let r = slice.step(i % DEVICES, i / DEVICES, 1_735_689_600_123);
+        emitter.encoder().encode(&r, &mut out);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn parse(c: &mut Criterion) {
+    let text = ndjson();
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut g = c.benchmark_group("verify_parse");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("serde_json", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            let r: Reading = serde_json::from_slice(black_box(lines[i])).unwrap();
+            black_box(message::check_reading(&r).is_ok())
+        })
+    });
+    // The floor: serde_json skipping the same text without building anything.
+    g.bench_function("ignored_any", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            let r: serde::de::IgnoredAny = serde_json::from_slice(black_box(lines[i])).unwrap();
+            black_box(r)
+        })
+    });
+    let mut scratch = Vec::with_capacity(4096);
+    g.bench_function("simd_json", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            scratch.clear();
+            scratch.extend_from_slice(black_box(lines[i]));
+            let r: Reading = simd_json::serde::from_slice(&mut scratch).unwrap();
+            black_box(message::check_reading(&r).is_ok())
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("verify_lines");
+    g.throughput(Throughput::Elements(LINES));
+    g.sample_size(20);
+    g.bench_function("file", |b| {
+        b.iter(|| {
+            let mut checker = Checker::default();
+            source::lines(&text[..], &mut checker, &AtomicBool::new(false)).unwrap();
+            assert_eq!(checker.counts().readings, LINES);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse);
+criterion_main!(benches);
