@@ -45,7 +45,10 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-#[derive(Debug, Default)]
+/// Says what a run abandoned, for a second signal that ends it at once.
+pub type AbortReport = Box<dyn Fn() -> String + Send>;
+
+#[derive(Default)]
 pub struct Shutdown {
     requested: AtomicBool,
     /// Set from the signal handler (which may only store to an atomic).
@@ -55,6 +58,16 @@ pub struct Shutdown {
     /// would ignore the user).
     starting: Arc<AtomicBool>,
     at: Mutex<Option<(Instant, StopReason)>>,
+    abort_report: Mutex<Option<AbortReport>>,
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("requested", &self.requested)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shutdown {
@@ -72,16 +85,50 @@ impl Shutdown {
     /// Routes SIGINT and SIGTERM here. During start-up a signal exits at once with
     /// status 130; once running, the first one stops the run cleanly, and a second one
     /// while the first is being handled exits at once with 130, for a user who does not
-    /// want to wait for the flush.
-    pub fn install_signal_handlers(&self) -> std::io::Result<()> {
+    /// want to wait for the flush, after printing what it abandons (`on_abort`).
+    pub fn install_signal_handlers(self: &Arc<Self>) -> std::io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         use signal_hook::flag;
         for sig in [SIGINT, SIGTERM] {
             flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.starting))?;
-            flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.signalled))?;
             flag::register(sig, Arc::clone(&self.signalled))?;
         }
+        // The second signal is handled on a thread, not in the handler, because the
+        // report it prints needs locks and allocation.
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("iotblast-signals".into())
+            .spawn(move || {
+                for (n, _) in signals.forever().enumerate() {
+                    if n >= 1 {
+                        me.abort();
+                    }
+                }
+            })?;
         Ok(())
+    }
+
+    /// What to print if a second signal ends the run at once.
+    pub fn on_abort(&self, report: AbortReport) {
+        *self.abort_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    /// Prints the abort report and exits with 130 without running destructors, which
+    /// would wait for the flush the user declined.
+    fn abort(&self) -> ! {
+        if let Some(report) = self
+            .abort_report
+            .try_lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|f| f()))
+        {
+            crate::output::err(format_args!(
+                "iotblast: second signal, exiting now: {report}"
+            ));
+        }
+        // SAFETY: _exit ends the process at once; nothing here relies on what it skips.
+        unsafe { libc::_exit(130) }
     }
 
     /// Asks every thread to stop; the first reason wins.

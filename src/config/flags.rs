@@ -205,6 +205,7 @@ pub const FLAGS: &[Flag] = &[
     flag("warmup", "run.warmup", "DUR"),
     flag("messages", "run.messages", "N"),
     flag("report-interval", "run.report_interval", "DUR"),
+    flag("on-backpressure", "run.on_backpressure", "block|drop"),
     flag("interval-log", "run.interval_log", "FILE"),
     flag("hdr-log", "run.hdr_log", "FILE"),
     flag("instance-index", "run.instance_index", "I"),

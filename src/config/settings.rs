@@ -68,6 +68,20 @@ pub struct RunSettings {
     /// standard format HdrHistogram's tools read), one histogram per reporting
     /// interval. Null writes none.
     pub hdr_log: Option<std::path::PathBuf>,
+    /// What a worker does when the delivery side is behind (its hand-off queue is
+    /// full): `block` waits, so nothing is lost and the rate drops; `drop` discards the
+    /// full batch at generation and counts its readings and alerts as dropped (never
+    /// as sent), so the generator keeps its schedule and the data has gaps.
+    pub on_backpressure: OnBackpressure,
+}
+
+/// See [`RunSettings::on_backpressure`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBackpressure {
+    #[default]
+    Block,
+    Drop,
 }
 
 impl Default for RunSettings {
@@ -83,6 +97,7 @@ impl Default for RunSettings {
             warmup: None,
             interval_log: None,
             hdr_log: None,
+            on_backpressure: OnBackpressure::Block,
         }
     }
 }

@@ -67,6 +67,11 @@ impl WorkerSide {
         }
     }
 
+    /// Whether `in_flight` batches are queued, so that shipping one would block.
+    pub fn is_full(&self) -> bool {
+        self.full.is_full()
+    }
+
     /// Queues a full batch, blocking while `in_flight` batches are already queued.
     /// Gives the batch back if the delivery side is gone.
     pub fn ship(&mut self, batch: Batch) -> Option<Batch> {

@@ -35,6 +35,12 @@ pub struct Deliveries {
     pub ack_interval: Histogram<u64>,
     /// Failure reasons and how often each occurred.
     pub errors: BTreeMap<String, u64>,
+    /// Requests librdkafka retried (the sum of its brokers' `txretries`), as of its
+    /// last statistics report (`statistics.interval.ms`, 1 s by default).
+    pub retries: u64,
+    /// Errors librdkafka reported through its error callback (connection losses,
+    /// authentication failures, all brokers down), each also logged.
+    pub client_errors: u64,
 }
 
 impl Default for Deliveries {
@@ -52,6 +58,8 @@ impl Default for Deliveries {
             ack_latency: histogram(),
             ack_interval: histogram(),
             errors: BTreeMap::new(),
+            retries: 0,
+            client_errors: 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crate::config::flags::Command;
-use crate::config::settings::log_level;
+use crate::config::settings::{log_level, OnBackpressure};
 use crate::config::{command, Invocation, Run, SinkKind, BATCH_LINGER};
 use crate::deliver::kafka::{self, MockGuard};
 use crate::deliver::stats::DeliveryStats;
@@ -30,7 +30,7 @@ use crate::observe::logging;
 use crate::observe::metrics::{Metrics, Sources};
 use crate::observe::progress::{self, Watched};
 use crate::observe::report::{Finished, Summary};
-use crate::shutdown::{Shutdown, StopReason};
+use crate::shutdown::{AbortReport, Shutdown, StopReason};
 use reload::Rebuild;
 
 /// Runs what the command line asks for: a `config` subcommand, or a run with its
@@ -118,6 +118,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
             delivery::run(sink, sides, flush, shutdown)
         })?
     };
+    shutdown.on_abort(abort_report(&deliveries, &workers.stats));
     // From here on a signal stops the run cleanly (flush, summary); before, it exits.
     shutdown.started();
     let mut watched = Watched {
@@ -158,6 +159,30 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
         warmup,
     }))
+}
+
+/// What a run abandons when a second signal ends it without its flush: every reading
+/// and alert without a delivery report is in doubt.
+fn abort_report(deliveries: &Arc<DeliveryStats>, workers: &[Arc<WorkerStats>]) -> AbortReport {
+    let (d, w) = (Arc::clone(deliveries), workers.to_vec());
+    Box::new(move || {
+        let g = Generated::sum(&w);
+        d.with(|d| {
+            let failed = d.failed + g.lost;
+            let alerts_failed = d.alerts_failed + g.lost_alerts;
+            format!(
+                "{} readings sent, {} delivered, {} failed, {} in doubt; {} alerts sent, {} delivered, {} failed, {} in doubt",
+                g.messages,
+                d.delivered,
+                failed,
+                g.messages.saturating_sub(d.delivered + failed),
+                g.alerts,
+                d.alerts_delivered,
+                alerts_failed,
+                g.alerts.saturating_sub(d.alerts_delivered + alerts_failed),
+            )
+        })
+    })
 }
 
 /// Creates the log file setting `key` names, if set; one that cannot be created is
@@ -277,6 +302,7 @@ fn start_workers(
             stats,
             shutdown: Arc::clone(shutdown),
             alerts,
+            drop_when_full: run.settings.run.on_backpressure == OnBackpressure::Drop,
         };
         let core = wp.core;
         w.handles

@@ -16,6 +16,10 @@ pub struct WorkerStats {
     pub lost: AtomicU64,
     /// Alerts generated but never handed over.
     pub lost_alerts: AtomicU64,
+    /// Readings dropped at generation (`run.on_backpressure: drop`), never handed over.
+    pub dropped: AtomicU64,
+    /// Alerts dropped with them.
+    pub dropped_alerts: AtomicU64,
     /// Alerts generated (handed over with the readings that raised them).
     pub alerts: AtomicU64,
     /// Nanoseconds spent waiting for the delivery thread (backpressure).
@@ -42,6 +46,12 @@ impl WorkerStats {
         self.bytes.fetch_add(bytes, Relaxed);
     }
 
+    /// Counts a batch dropped at generation.
+    pub fn drop_batch(&self, messages: u64, alerts: u64) {
+        self.dropped.fetch_add(messages, Relaxed);
+        self.dropped_alerts.fetch_add(alerts, Relaxed);
+    }
+
     /// Counts readings and alerts that could not be handed over.
     pub fn lose(&self, messages: u64, alerts: u64) {
         self.lost.fetch_add(messages, Relaxed);
@@ -58,6 +68,8 @@ pub struct Generated {
     pub lost_alerts: u64,
     pub blocked_ns: u64,
     pub alerts: u64,
+    pub dropped: u64,
+    pub dropped_alerts: u64,
 }
 
 impl Generated {
@@ -69,6 +81,8 @@ impl Generated {
             lost_alerts: a.lost_alerts + w.lost_alerts.load(Relaxed),
             blocked_ns: a.blocked_ns + w.blocked_ns.load(Relaxed),
             alerts: a.alerts + w.alerts.load(Relaxed),
+            dropped: a.dropped + w.dropped.load(Relaxed),
+            dropped_alerts: a.dropped_alerts + w.dropped_alerts.load(Relaxed),
         })
     }
 }

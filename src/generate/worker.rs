@@ -107,6 +107,9 @@ pub struct Worker {
     pub shutdown: Arc<Shutdown>,
     /// Whether to encode alerts (the sink has an alerts topic).
     pub alerts: bool,
+    /// Drop a full batch when the hand-off queue is full instead of waiting
+    /// (`run.on_backpressure: drop`).
+    pub drop_when_full: bool,
 }
 
 /// What a running worker keeps between readings.
@@ -257,6 +260,12 @@ impl Worker {
     /// delivery side is gone, in which case its readings and alerts are counted as lost.
     fn ship(&mut self, batch: &mut Batch) -> bool {
         let counts = (batch.len() as u64, batch.alerts().len() as u64);
+        if self.drop_when_full && self.handoff.is_full() {
+            // Dropped here, before it counts as generated: never sent, never delivered.
+            self.stats.drop_batch(counts.0, counts.1);
+            batch.clear();
+            return true;
+        }
         self.stats
             .add_batch(counts.0, counts.1, batch.bytes() as u64);
         let Some(empty) = self.take() else {

@@ -109,6 +109,16 @@ pub struct Summary {
     pub warmup: Option<Warmup>,
     /// Failure reasons with counts.
     pub errors: BTreeMap<String, u64>,
+    /// Readings dropped at generation because the delivery side was behind
+    /// (`--on-backpressure drop`): never sent, so not in `messages_sent`.
+    pub messages_dropped: u64,
+    /// Alerts dropped with them.
+    pub alerts_dropped: u64,
+    /// Produce requests librdkafka retried, as of its last statistics report (1 s).
+    pub retries: u64,
+    /// Errors librdkafka reported (lost connections, brokers down, failed
+    /// authentication); each was logged as it happened.
+    pub client_errors: u64,
 }
 
 impl Summary {
@@ -218,6 +228,10 @@ impl Summary {
                 alerts_in_doubt: d.alerts_in_doubt,
                 warmup: f.warmup,
                 errors,
+                messages_dropped: g.dropped,
+                alerts_dropped: g.dropped_alerts,
+                retries: d.retries,
+                client_errors: d.client_errors,
             }
         });
         if !summary.is_balanced() {
@@ -339,6 +353,18 @@ pub fn summary_lines(s: &Summary) -> [String; 2] {
         "{} delivered, {} failed, {} in doubt. Ack latency {:.2} ms avg, {:.0} ms 50th, {:.0} ms 99th.",
         s.messages_delivered, s.messages_failed, s.messages_in_doubt, a.avg, a.p50, a.p99
     );
+    if s.messages_dropped > 0 {
+        outcome.push_str(&format!(
+            " {} readings and {} alerts dropped at generation (--on-backpressure drop).",
+            s.messages_dropped, s.alerts_dropped
+        ));
+    }
+    if s.retries + s.client_errors > 0 {
+        outcome.push_str(&format!(
+            " librdkafka: {} retries, {} errors.",
+            s.retries, s.client_errors
+        ));
+    }
     if s.alerts_sent > 0 {
         outcome.push_str(&format!(
             " {} alerts sent, {} delivered, {} failed, {} in doubt.",
@@ -396,6 +422,10 @@ mod tests {
             alerts_in_doubt: 0,
             warmup: None,
             errors: BTreeMap::new(),
+            messages_dropped: 0,
+            alerts_dropped: 0,
+            retries: 0,
+            client_errors: 0,
         }
     }
 

@@ -94,6 +94,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
         stats: Arc::new(WorkerStats::default()),
         shutdown: Shutdown::new(),
         alerts: true,
+        drop_when_full: false,
     };
     let drain = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));

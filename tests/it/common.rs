@@ -335,3 +335,13 @@ pub fn verify(args: &[&str]) -> (Option<i32>, Value) {
         .unwrap_or_else(|e| panic!("report is not JSON ({e}): {last}\n{stderr}"));
     (out.status.code(), report)
 }
+
+/// Sends `signal` (e.g. "TERM") to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid} failed");
+}

@@ -9,6 +9,7 @@ mod delivery;
 mod determinism;
 mod encoding;
 mod engine;
+mod faults;
 mod golden;
 mod interval_log;
 mod latency;

@@ -78,7 +78,9 @@ impl Tansu {
 
     /// Kills the broker (SIGKILL) and waits for it to exit.
     pub fn kill(&mut self) {
-        self.signal("CONT");
+        if let Ok(None) = self.child.try_wait() {
+            self.signal("CONT");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -139,9 +141,7 @@ impl Tansu {
 
 impl Drop for Tansu {
     fn drop(&mut self) {
-        self.signal("CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -271,4 +271,169 @@ fn a_broker_that_stops_answering_ends_the_run_within_its_timeouts() {
         n("messages_delivered") + n("messages_failed") + n("messages_in_doubt"),
         "{s}"
     );
+}
+
+/// `sent == delivered + failed + in_doubt` for readings.
+fn assert_balanced(s: &serde_json::Value) {
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert_eq!(
+        n("messages_sent"),
+        n("messages_delivered") + n("messages_failed") + n("messages_in_doubt"),
+        "{s}"
+    );
+}
+
+/// What `iotblast verify` and the test's own consumer count in `topic`; both must
+/// agree, with no gap or duplicate.
+fn counted(bootstrap: &str, topic: &str, expected: u64) -> u64 {
+    let (_, r) = crate::common::verify(&[
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "--alerts-topic",
+        "",
+        "--idle",
+        "3s",
+    ]);
+    assert_eq!(
+        (r["duplicates"].as_u64(), r["invalid"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    let own = consume(bootstrap, topic, expected as usize, Duration::from_secs(60));
+    let readings = r["readings"].as_u64().unwrap();
+    assert_eq!(
+        readings,
+        own.len() as u64,
+        "verify and the test's consumer disagree"
+    );
+    readings
+}
+
+/// A paced run of `n` readings to `topic`, as a child process.
+fn paced_run(bootstrap: &str, topic: &str, n: &str, rate: &str, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "--alerts-topic",
+        "",
+        "--partitions",
+        "3",
+        "--devices",
+        "300",
+        "--messages",
+        n,
+        "--rate",
+        rate,
+        "--json",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    crate::common::spawn(&args)
+}
+
+#[test]
+fn a_broker_frozen_for_three_seconds_still_gets_exactly_every_reading() {
+    let tansu = Tansu::start();
+    let child = paced_run(&tansu.bootstrap, "frozen", "40000", "10000", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    tansu.signal("STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    tansu.signal("CONT");
+    let (status, stdout, stderr) = crate::common::wait_with_limit(child, Duration::from_secs(90));
+    // The freeze may cost the target rate (exit 4), never a reading.
+    assert!(
+        matches!(status.code(), Some(0 | 4)),
+        "{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    let s = crate::common::summary_from(&stdout);
+    assert_balanced(&s);
+    assert_eq!(s["messages_delivered"].as_u64(), Some(40_000), "{s}");
+    assert_eq!(counted(&tansu.bootstrap, "frozen", 40_000), 40_000);
+}
+
+#[test]
+fn a_broker_killed_and_restarted_on_disk_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tansu = Tansu::with(Options {
+        storage: "sqlite://tansu.db".into(),
+        dir: Some(dir.path().to_owned()),
+        ..Options::default()
+    });
+    let child = paced_run(
+        &tansu.bootstrap,
+        "restarted",
+        "40000",
+        "10000",
+        &["-X", "enable.idempotence=true"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    tansu.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    tansu.restart();
+    let (status, stdout, stderr) = crate::common::wait_with_limit(child, Duration::from_secs(120));
+    assert!(
+        matches!(status.code(), Some(0 | 4)),
+        "{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    let s = crate::common::summary_from(&stdout);
+    assert_balanced(&s);
+    assert_eq!(s["messages_delivered"].as_u64(), Some(40_000), "{s}");
+    assert_eq!(counted(&tansu.bootstrap, "restarted", 40_000), 40_000);
+}
+
+#[test]
+fn sigterm_mid_run_delivers_what_the_summary_says_and_a_second_one_exits_at_once() {
+    let tansu = Tansu::start();
+    let child = paced_run(&tansu.bootstrap, "stopped", "10000000", "10000", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    crate::common::signal(child.id(), "TERM");
+    let (status, stdout, stderr) = crate::common::wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    let s = crate::common::summary_from(&stdout);
+    assert_eq!(s["stop_reason"], "signal");
+    assert_balanced(&s);
+    let delivered = s["messages_delivered"].as_u64().unwrap();
+    assert!(delivered > 0 && s["messages_in_doubt"] == 0, "{s}");
+    assert_eq!(counted(&tansu.bootstrap, "stopped", delivered), delivered);
+
+    // With the broker frozen, the first signal waits on the flush; the second exits
+    // at once (130) and says what it abandons.
+    let child = paced_run(&tansu.bootstrap, "aborted", "10000000", "10000", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    tansu.signal("STOP");
+    crate::common::signal(child.id(), "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    crate::common::signal(child.id(), "TERM");
+    let (status, _, stderr) = crate::common::wait_with_limit(child, Duration::from_secs(10));
+    tansu.signal("CONT");
+    let text = String::from_utf8_lossy(&stderr);
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("second signal, exiting now"))
+        .unwrap_or_else(|| panic!("no abort report: {text}"));
+    let in_doubt: u64 = line
+        .split(" in doubt")
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(in_doubt > 0, "messages were outstanding: {line}");
 }

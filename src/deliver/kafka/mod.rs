@@ -55,6 +55,16 @@ impl DeliveryContext {
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.errors.record(&error, reason);
+        self.stats.with(|d| d.client_errors += 1);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let retries = statistics
+            .brokers
+            .values()
+            .map(|b| b.txretries)
+            .sum::<u64>();
+        self.stats.with(|d| d.retries = d.retries.max(retries));
     }
 }
 

@@ -28,6 +28,9 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     // Java's default for keyed records: a device lands in the same partition as it would
     // from a Java producer, so pipelines mixing clients agree on placement.
     ("partitioner", "murmur2_random"),
+    // Statistics once a second give the summary librdkafka's retry count; parsing
+    // them costs well under a millisecond per second.
+    ("statistics.interval.ms", "1000"),
 ];
 
 /// Kafka connection, topic and producer.
