@@ -31,6 +31,10 @@ pub enum Unreachable {
     Metadata(KafkaError),
     #[error("the cluster reported no brokers")]
     NoBrokers,
+    /// What librdkafka last reported (name resolution, connection refused, TLS), more
+    /// specific than the timed-out request.
+    #[error("{0}")]
+    Reported(String),
 }
 
 /// Why a topic could not be created.

@@ -234,7 +234,10 @@ fn open_sink(
     let stats = Arc::clone(deliveries);
     Ok(match run.sink {
         SinkKind::Kafka => {
-            let opened = kafka::open(&run.settings.kafka, stats)?;
+            let fleet = Fleet::new(run.settings.device.clone(), run.seed);
+            let encoder = crate::generate::encoder::Encoder::new(&fleet);
+            let largest = encoder.max_len().max(encoder.max_alert_len()) + encoder.max_key();
+            let opened = kafka::open(&run.settings.kafka, stats, largest)?;
             log::info!("producing to {}", opened.description);
             (Box::new(opened.sink), opened.mock)
         }

@@ -12,7 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::deliver::kafka::settings::KafkaSettings;
-use crate::deliver::kafka::ClientErrors;
+use crate::deliver::kafka::{ClientErrors, ERROR_EVENTS};
 use crate::error::{Error, Unreachable};
 use crate::verify::check::{Checker, Origin};
 
@@ -157,7 +157,16 @@ fn assign(
 ) -> Result<bool, Error> {
     let md = consumer
         .fetch_metadata(Some(topic), k.connect_timeout.0)
-        .map_err(|e| errors.unreachable(brokers, k.connect_timeout.0, Unreachable::Metadata(e)))?;
+        .map_err(|e| {
+            // Serve librdkafka's queued error events so the error says why.
+            let until = Instant::now() + ERROR_EVENTS;
+            while Instant::now() < until {
+                if let Some(Err(e)) = consumer.poll(Duration::from_millis(10)) {
+                    errors.record(&e, &e.to_string());
+                }
+            }
+            errors.unreachable(brokers, k.connect_timeout.0, Unreachable::Metadata(e))
+        })?;
     let partitions = md
         .topics()
         .iter()

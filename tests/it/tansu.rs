@@ -437,3 +437,76 @@ fn sigterm_mid_run_delivers_what_the_summary_says_and_a_second_one_exits_at_once
         .unwrap_or_else(|| panic!("{line}"));
     assert!(in_doubt > 0, "messages were outstanding: {line}");
 }
+
+#[test]
+fn bad_input_against_a_live_broker_gets_a_specific_message_and_a_non_zero_exit() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap.as_str();
+    let base = [
+        "--alerts-topic",
+        "",
+        "--messages",
+        "1000",
+        "--connect-timeout",
+        "3s",
+        "-q",
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = extra.iter().chain(base.iter()).copied().collect();
+        let t = Instant::now();
+        let out = crate::common::run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr, t.elapsed())
+    };
+
+    let (code, err, _) = run(&["-b", b, "-t", "no-such-topic", "--no-create-topic"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("topic 'no-such-topic' does not exist") && err.contains("--no-create-topic"),
+        "{err}"
+    );
+
+    // Labels at their 64-byte maximum make a reading longer than librdkafka's smallest
+    // message.max.bytes (1000).
+    let long = "B".repeat(64);
+    let out = crate::common::iotblast()
+        .args([
+            "-b",
+            b,
+            "-t",
+            "big",
+            "--buildings",
+            &long,
+            "-X",
+            "message.max.bytes=1000",
+        ])
+        .args(base)
+        .env("IOTBLAST_DEVICE_SIMULATOR_MODELS", &long)
+        .env("IOTBLAST_DEVICE_SIMULATOR_FIRMWARES", &long)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("message.max.bytes") && err.contains("is 1000 bytes"),
+        "{err}"
+    );
+
+    let (code, err, took) = run(&["-b", "no-such-host.invalid:9092", "-t", "x"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Failed to resolve 'no-such-host.invalid:9092'"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(8), "{took:?}");
+
+    // An existing topic keeps its partitions; a different --partitions is warned about.
+    let (code, err, _) = run(&["-b", b, "-t", "sized", "--partitions", "3"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err, _) = run(&["-b", b, "-t", "sized", "--partitions", "6"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("topic 'sized' already exists with 3 partitions, not kafka.partitions = 6"),
+        "{err}"
+    );
+}

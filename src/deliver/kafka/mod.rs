@@ -68,11 +68,21 @@ impl ClientContext for DeliveryContext {
     }
 }
 
-/// What librdkafka's error callback reported, kept for the one error that matters at
-/// start-up: a failed authentication. librdkafka retries it forever, so without this a
-/// wrong password would look like an unreachable cluster.
+/// How long to serve librdkafka's queued error events after a failed start-up request.
+pub const ERROR_EVENTS: Duration = Duration::from_millis(100);
+
+/// What librdkafka's error callback reported, kept for start-up: a failed
+/// authentication (librdkafka retries it forever, so without this a wrong password
+/// would look like an unreachable cluster), or else the last error, which says why a
+/// cluster is unreachable (a name that does not resolve, a refused connection).
 #[derive(Debug, Clone, Default)]
-pub struct ClientErrors(Arc<std::sync::Mutex<Option<String>>>);
+pub struct ClientErrors(Arc<std::sync::Mutex<Reported>>);
+
+#[derive(Debug, Default)]
+struct Reported {
+    authentication: Option<String>,
+    last: Option<String>,
+}
 
 impl ClientErrors {
     /// Logs a librdkafka error and remembers it if it is an authentication failure.
@@ -82,23 +92,29 @@ impl ClientErrors {
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
         );
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if auth {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+            r.authentication = Some(reason.to_owned());
+        }
+        // "All brokers are down" follows every specific failure and says less.
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
+            r.last = Some(reason.to_owned());
         }
     }
 
     /// The error for brokers that did not answer in `timeout`: an authentication
     /// failure if one was reported, else unreachable because of `source`.
     pub fn unreachable(&self, brokers: &str, timeout: Duration, source: Unreachable) -> Error {
-        match self.0.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            Some(reason) => Error::Authentication {
+        let r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match (&r.authentication, &r.last) {
+            (Some(reason), _) => Error::Authentication {
                 brokers: brokers.to_owned(),
-                reason,
+                reason: reason.clone(),
             },
-            None => Error::Unreachable {
+            (None, last) => Error::Unreachable {
                 brokers: brokers.to_owned(),
                 timeout,
-                source,
+                source: last.clone().map_or(source, Unreachable::Reported),
             },
         }
     }
@@ -176,8 +192,13 @@ pub struct Opened {
     pub mock: Option<MockGuard>,
 }
 
-/// Connects (or starts the embedded mock), makes sure the topic exists and creates the producer.
-pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Error> {
+/// librdkafka's default `message.max.bytes`.
+const MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Connects (or starts the embedded mock), makes sure the topic exists and creates the
+/// producer. `largest` bounds the size of one message (payload and key), which must fit
+/// librdkafka's `message.max.bytes`.
+pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Result<Opened, Error> {
     let (brokers, mock, description) = match k.bootstrap() {
         Some(b) => (b.clone(), None, format!("Kafka at {b}")),
         None => {
@@ -207,6 +228,20 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>) -> Result<Opened, Erro
         }
     };
     let config = k.client_config(&brokers)?;
+    let limit = config
+        .get("message.max.bytes")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(MESSAGE_MAX_BYTES);
+    if largest > limit {
+        // Found before the first message, not as a failed delivery of the odd long one.
+        return Err(crate::error::ConfigError::new(
+            "message.max.bytes (-X or kafka.librdkafka)",
+            format!(
+                "is {limit} bytes, but a message can be up to {largest} bytes with these labels; raise it or shorten device.simulator's labels"
+            ),
+        )
+        .into());
+    }
     let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(DeliveryContext::new(Arc::clone(&stats)))
         .map_err(Error::Producer)?;
@@ -251,7 +286,13 @@ fn ensure_topic(
     let md = producer
         .client()
         .fetch_metadata(None, k.connect_timeout.0)
-        .map_err(|e| unreachable(Unreachable::Metadata(e)))?;
+        .map_err(|e| {
+            // librdkafka queues its error events until polled: serve them (poll serves
+            // events until its timeout), so the error says why (a failed
+            // authentication, a name that does not resolve).
+            producer.poll(ERROR_EVENTS);
+            unreachable(Unreachable::Metadata(e))
+        })?;
     if md.brokers().is_empty() {
         return Err(unreachable(Unreachable::NoBrokers));
     }
@@ -260,7 +301,16 @@ fn ensure_topic(
         .iter()
         .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
     if let Some(t) = existing {
-        return Ok(t.partitions().len() as i32);
+        let n = t.partitions().len() as i32;
+        if n != k.partitions {
+            // Warned, not refused: kafka.partitions only sizes a topic iotblast creates,
+            // and a run against an existing topic is a normal way to benchmark it.
+            log::warn!(
+                "topic '{topic}' already exists with {n} partitions, not kafka.partitions = {}; iotblast does not change an existing topic, so readings go to its {n} partitions",
+                k.partitions
+            );
+        }
+        return Ok(n);
     }
     if !k.create_topic {
         return Err(Error::TopicMissing {
