@@ -161,9 +161,8 @@ fn assign(
             // Serve librdkafka's queued error events so the error says why.
             let until = Instant::now() + ERROR_EVENTS;
             while Instant::now() < until {
-                if let Some(Err(e)) = consumer.poll(Duration::from_millis(10)) {
-                    errors.record(&e, &e.to_string());
-                }
+                // The context's `error` records each error event as it is served.
+                let _ = consumer.poll(Duration::from_millis(10));
             }
             errors.unreachable(brokers, k.connect_timeout.0, Unreachable::Metadata(e))
         })?;

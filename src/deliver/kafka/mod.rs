@@ -54,8 +54,9 @@ impl DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        self.errors.record(&error, reason);
-        self.stats.with(|d| d.client_errors += 1);
+        if self.errors.record(&error, reason) {
+            self.stats.with(|d| d.client_errors += 1);
+        }
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -82,17 +83,33 @@ pub struct ClientErrors(Arc<std::sync::Mutex<Reported>>);
 struct Reported {
     authentication: Option<String>,
     last: Option<String>,
+    /// The previous call, to drop the second of a pair (see `record`).
+    previous: Option<(String, Instant)>,
 }
 
+/// Two identical reports closer than this are one event reported twice.
+const SAME_EVENT: Duration = Duration::from_millis(5);
+
 impl ClientErrors {
-    /// Logs a librdkafka error and remembers it if it is an authentication failure.
-    pub fn record(&self, error: &KafkaError, reason: &str) {
-        log::warn!("librdkafka: {error}: {reason}");
+    /// Logs a librdkafka error and remembers it; false if it was the same event again.
+    /// rust-rdkafka 0.39's `BaseProducer::poll` hands each error event to the context
+    /// twice (once in `Client::poll_event`, once itself), so the second is dropped
+    /// rather than logged and counted twice.
+    pub fn record(&self, error: &KafkaError, reason: &str) -> bool {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let text = format!("{error}: {reason}");
+        if r.previous
+            .as_ref()
+            .is_some_and(|(t, at)| *t == text && at.elapsed() < SAME_EVENT)
+        {
+            return false;
+        }
+        log::warn!("librdkafka: {text}");
+        r.previous = Some((text, Instant::now()));
         let auth = matches!(
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
         );
-        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if auth {
             r.authentication = Some(reason.to_owned());
         }
@@ -100,6 +117,7 @@ impl ClientErrors {
         if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
             r.last = Some(reason.to_owned());
         }
+        true
     }
 
     /// The error for brokers that did not answer in `timeout`: an authentication
@@ -294,6 +312,7 @@ fn ensure_topic(
             unreachable(Unreachable::Metadata(e))
         })?;
     if md.brokers().is_empty() {
+        producer.poll(ERROR_EVENTS);
         return Err(unreachable(Unreachable::NoBrokers));
     }
     let existing = md
