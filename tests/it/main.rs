@@ -17,6 +17,7 @@ mod metrics;
 mod pacing;
 mod progress_bar;
 mod secrets;
+mod security;
 mod shutdown;
 mod statistics;
 mod stdout_sink;

@@ -76,6 +76,11 @@ impl Tansu {
         }
     }
 
+    /// The port the broker listens on (behind a proxy, not the advertised one).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Kills the broker (SIGKILL) and waits for it to exit.
     pub fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
