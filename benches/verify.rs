@@ -1,7 +1,9 @@
-//! `verify`'s hot path: parsing a reading. Compares serde_json (borrowed fields) with
+//! `verify`'s hot path: checking a reading. Compares serde_json (borrowed fields) with
 //! simd-json (serde API, on a scratch copy, since it parses in place) on the same typed
-//! views, and measures the whole per-line check over a fleet's NDJSON. perf/RESULTS.md
-//! records the outcome and why `verify::message` uses serde_json.
+//! views, and both with the hand-written fast path for the encoder's layout
+//! (`verify::fast`); then measures the whole per-line check over a fleet's NDJSON.
+//! perf/RESULTS.md records the outcome: serde_json over simd-json for the general
+//! parser, and the fast path in front of it.
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
@@ -10,6 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use iotblast::generate::worker::Emitter;
 use iotblast::model::{Fleet, FleetSlice, FleetSpec};
 use iotblast::verify::check::Checker;
+use iotblast::verify::fast;
 use iotblast::verify::message::{self, Reading};
 use iotblast::verify::source;
 
@@ -44,6 +47,13 @@ fn parse(c: &mut Criterion) {
             i = (i + 1) % lines.len();
             let r: Reading = serde_json::from_slice(black_box(lines[i])).unwrap();
             black_box(message::check_reading(&r).is_ok())
+        })
+    });
+    // The shipped fast path for the encoder's own layout (`verify::fast`).
+    g.bench_function("fast_path", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            black_box(fast::reading(black_box(lines[i])).is_some())
         })
     });
     // The floor: serde_json skipping the same text without building anything.

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
+use crate::verify::fast::{self, Key};
 use crate::verify::message::{self, Invalid};
 
 /// The largest device index verify tracks: the fleet's documented maximum
@@ -101,11 +102,22 @@ impl Default for Checker {
 }
 
 impl Checker {
-    /// Checks one reading's payload.
+    /// Checks one reading's payload: by the fast path if it is in the encoder's
+    /// layout, else by the general parser, which also names what is wrong.
     pub fn reading(&mut self, payload: &[u8], origin: Origin) {
-        match message::reading(payload).and_then(|r| self.accept(&r, origin)) {
-            Ok(()) => {}
-            Err(reason) => self.invalid(reason),
+        let checked = match fast::reading(payload) {
+            Some(k) => self.accept(k, origin),
+            None => message::reading(payload).and_then(|r| {
+                let k = Key {
+                    device_id: r.device_id,
+                    seq: r.seq,
+                    timestamp: r.timestamp,
+                };
+                self.accept(k, origin)
+            }),
+        };
+        if let Err(reason) = checked {
+            self.invalid(reason);
         }
     }
 
@@ -150,7 +162,7 @@ impl Checker {
     }
 
     /// Counts a valid reading against its device's sequence.
-    fn accept(&mut self, r: &message::Reading, origin: Origin) -> Result<(), Invalid> {
+    fn accept(&mut self, r: Key, origin: Origin) -> Result<(), Invalid> {
         let i = self.device(r.device_id, origin)?;
         let d = &mut self.devices[i];
         let c = &mut self.counts;

@@ -3,9 +3,10 @@
 //! fields, no unknown ones, types, enums) without allocating, and the few rules a type
 //! cannot say (ranges, patterns, value/status agreement) are checked beside them.
 //!
-//! Parsing is verify's hot path. `benches/verify.rs` measures serde_json against
-//! simd-json on these types; serde_json with borrowed fields won on this machine (see
-//! perf/RESULTS.md), so it is the one used here.
+//! Readings in the encoder's own layout take `fast` instead; this parser decides every
+//! other message and names what is wrong with it. `benches/verify.rs` measures
+//! serde_json against simd-json on these types; serde_json with borrowed fields was
+//! faster (perf/RESULTS.md), so it is the one used here.
 
 use serde::Deserialize;
 

@@ -9,6 +9,7 @@
 //! generating side.
 
 pub mod check;
+pub mod fast;
 pub mod message;
 pub mod report;
 pub mod source;

@@ -346,6 +346,11 @@ impl KafkaSettings {
             // and reads from the beginning, so the group's name does not matter.
             .set("group.id", "iotblast-verify")
             .set("enable.auto.commit", "false")
+            // Some brokers (Tansu 0.6.0) hold every fetch for the full wait even with
+            // data ready: at librdkafka's 500 ms default verify read 44k msg/s from a
+            // local Tansu, at 10 ms 525k (scripts/bench-verify.sh). An idle wait this
+            // short costs a few empty fetches per second.
+            .set("fetch.wait.max.ms", "10")
             .set("enable.partition.eof", "false");
         for (key, value) in self.security.properties()? {
             cfg.set(key, value);
