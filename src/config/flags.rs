@@ -30,7 +30,9 @@ use crate::error::ConfigError;
 /// IOTBLAST_DEVICE_SIMULATOR_DEVICE_COUNT=5000) < these flags.
 ///
 /// Exit status: 0 when every reading was delivered, 1 on a runtime error, 2 on bad
-/// flags or configuration, 3 when the run completed but some readings failed.
+/// flags or configuration, 3 when the run completed but some readings failed, 4 when
+/// it missed its --rate, 5 when `verify` found a problem, 130 on a signal during
+/// start-up or a second signal.
 #[derive(Debug, Parser)]
 #[command(
     name = "iotblast",

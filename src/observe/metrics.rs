@@ -44,6 +44,10 @@ struct Counters {
     alerts_failed: IntCounter,
     alerts_in_doubt: IntCounter,
     bytes_delivered: IntCounter,
+    readings_dropped: IntCounter,
+    alerts_dropped: IntCounter,
+    retries: IntCounter,
+    client_errors: IntCounter,
     blocked_seconds: Counter,
     reloads: IntCounter,
     reload_failures: IntCounter,
@@ -125,6 +129,22 @@ impl Metrics {
                 "bytes_delivered_total",
                 "Payload bytes of delivered readings.",
             ),
+            readings_dropped: counter(
+                "readings_dropped_total",
+                "Readings dropped at generation (--on-backpressure drop); never sent.",
+            ),
+            alerts_dropped: counter(
+                "alerts_dropped_total",
+                "Alerts dropped at generation with their readings; never sent.",
+            ),
+            retries: counter(
+                "librdkafka_retries_total",
+                "Produce requests librdkafka retried, from its statistics (every second).",
+            ),
+            client_errors: counter(
+                "librdkafka_errors_total",
+                "Errors librdkafka reported: lost connections, brokers down, failed authentication.",
+            ),
             blocked_seconds: registered(
                 &r,
                 Counter::new(
@@ -167,6 +187,8 @@ impl Metrics {
         };
         advance(&c.readings_sent, g.messages);
         advance(&c.alerts_sent, g.alerts);
+        advance(&c.readings_dropped, g.dropped);
+        advance(&c.alerts_dropped, g.dropped_alerts);
         let blocked = g.blocked_ns as f64 / 1e9;
         c.blocked_seconds
             .inc_by((blocked - c.blocked_seconds.get()).max(0.0));
@@ -178,6 +200,8 @@ impl Metrics {
             advance(&c.readings_in_doubt, d.in_doubt);
             advance(&c.alerts_in_doubt, d.alerts_in_doubt);
             advance(&c.bytes_delivered, d.bytes_delivered);
+            advance(&c.retries, d.retries);
+            advance(&c.client_errors, d.client_errors);
             [
                 latency_family(
                     &d.latency,
