@@ -79,6 +79,10 @@ pub enum Error {
     #[error("verify found {0}")]
     VerifyFailed(String),
 
+    /// `iotblast healthcheck` got no 200 from the endpoint.
+    #[error("unhealthy: {url}: {reason}")]
+    Unhealthy { url: String, reason: String },
+
     #[error("topic '{topic}' does not exist on {brokers} and --no-create-topic was given")]
     TopicMissing { topic: String, brokers: String },
 

@@ -1,4 +1,5 @@
-//! `iotblast config check|print|default`.
+//! `iotblast config check|print|default`, and the shell integration: `completions`
+//! and `man`, generated from the same clap command as `--help`.
 
 use std::path::Path;
 
@@ -39,4 +40,25 @@ fn check(file: &Path) -> Result<(), Error> {
         Err(e) if e.key == name => Err(e.into()),
         Err(e) => Err(ConfigError::new(name, e.to_string()).into()),
     }
+}
+
+/// `iotblast completions SHELL`: the completion script on stdout.
+pub fn completions(shell: clap_complete::Shell) -> Result<(), Error> {
+    let mut out = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut crate::config::flags::command(),
+        "iotblast",
+        &mut out,
+    );
+    output::out_raw(&String::from_utf8_lossy(&out))
+}
+
+/// `iotblast man`: the man page, in roff, on stdout.
+pub fn man() -> Result<(), Error> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(crate::config::flags::command())
+        .render(&mut out)
+        .map_err(Error::Output)?;
+    output::out_raw(&String::from_utf8_lossy(&out))
 }

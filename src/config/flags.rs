@@ -61,6 +61,53 @@ pub enum Command {
     /// counts, the consume rate and end-to-end latency. Exit status 5 when it finds a
     /// problem or a count other than --expect.
     Verify(VerifyArgs),
+    /// Merge or plot run reports (--report-file): exact totals and charts of distributed
+    /// runs.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Ask a running iotblast whether it is healthy: GET its /healthz (http.address);
+    /// exit 0 on HTTP 200, 1 otherwise. For container health checks (no curl needed).
+    Healthcheck {
+        /// The endpoint to ask.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+        /// Give up after this long (10ms to 1m).
+        #[arg(long, value_name = "DUR", default_value = "2s")]
+        timeout: String,
+    },
+    /// Print a shell completion script: `iotblast completions bash > /etc/bash_completion.d/iotblast`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `iotblast man > iotblast.1 && man ./iotblast.1`.
+    Man,
+}
+
+/// `iotblast report ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReportCommand {
+    /// Add up several instances' run reports exactly (counts summed, histograms added,
+    /// rates over the union of their wall-clock windows) and print the summary as a run
+    /// prints its own. Exit status as for a run.
+    Merge {
+        /// Run reports written by --report-file, one per instance.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Also print the merged summary as one JSON object on the last line of stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw throughput (achieved against target) and latency percentiles over time as
+    /// SVG: one line per instance, plus the merged total.
+    Plot {
+        /// Run reports written by --report-file.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The SVG file to write.
+        #[arg(short = 'o', long = "output", value_name = "SVG")]
+        output: PathBuf,
+    },
 }
 
 /// `iotblast verify` flags that are not settings. The connection settings (-b, -t,
@@ -210,6 +257,7 @@ pub const FLAGS: &[Flag] = &[
     flag("on-backpressure", "run.on_backpressure", "block|drop"),
     flag("interval-log", "run.interval_log", "FILE"),
     flag("hdr-log", "run.hdr_log", "FILE"),
+    flag("report-file", "run.report_file", "FILE"),
     flag("instance-index", "run.instance_index", "I"),
     flag("instance-count", "run.instance_count", "K"),
     flag("metrics-address", "metrics.address", "ADDR"),
@@ -235,9 +283,23 @@ pub struct Invocation {
     pub spelled: Vec<String>,
 }
 
+/// `--version`: iotblast's version and the librdkafka it runs with.
+fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        format!(
+            "{} (librdkafka {})",
+            env!("CARGO_PKG_VERSION"),
+            rdkafka::util::get_rdkafka_version().1
+        )
+    })
+}
+
 /// The whole command line: the derived part plus one argument per [`FLAGS`] entry.
 pub fn command() -> clap::Command {
-    let with_settings = FLAGS.iter().fold(Cli::command(), |cmd, f| cmd.arg(f.arg()));
+    let with_settings = FLAGS
+        .iter()
+        .fold(Cli::command().version(version()), |cmd, f| cmd.arg(f.arg()));
     with_settings
         .mut_subcommand("verify", |verify| {
             FLAGS

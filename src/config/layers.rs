@@ -47,11 +47,62 @@ pub fn load(
         check_keys(&layer, defaults, "")?;
         merge(&mut merged, layer);
     }
-    let (env, warnings) = env_overrides(env);
-    for o in env.iter().chain(flags) {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let (overrides, warnings) = env_overrides(env.iter().cloned());
+    for o in overrides.iter().chain(flags) {
         set_path(&mut merged, &o.path, value_of(&o.path, &o.text));
     }
+    resolve_auto_index(&mut merged, &env)?;
     Ok((deserialize(merged)?, warnings))
+}
+
+/// `run.instance_index: auto` takes the index from where an orchestrator puts it, so
+/// that one manifest serves every pod: `JOB_COMPLETION_INDEX` (a Kubernetes Indexed
+/// Job), else the ordinal that ends `POD_NAME` or `HOSTNAME` (a StatefulSet's pods are
+/// `name-0`, `name-1`, ...).
+fn resolve_auto_index(merged: &mut Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    const PATH: &str = "run.instance_index";
+    let is_auto = merged
+        .get("run")
+        .and_then(|r| r.get("instance_index"))
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.trim() == "auto");
+    if !is_auto {
+        return Ok(());
+    }
+    let var = |name: &str| {
+        env.iter()
+            .rfind(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let index = if let Some(v) = var("JOB_COMPLETION_INDEX") {
+        v.parse::<u64>().map_err(|_| {
+            ConfigError::new(
+                PATH,
+                format!("auto: JOB_COMPLETION_INDEX must be a whole number, got {v:?}"),
+            )
+        })?
+    } else if let Some((name, v)) = ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|n| var(n).map(|v| (*n, v)))
+    {
+        v.rsplit_once('-')
+            .and_then(|(_, ordinal)| ordinal.parse::<u64>().ok())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    PATH,
+                    format!("auto: {name} ({v:?}) does not end in -N, a StatefulSet pod's ordinal"),
+                )
+            })?
+    } else {
+        return Err(ConfigError::new(
+            PATH,
+            "auto: none of JOB_COMPLETION_INDEX, POD_NAME or HOSTNAME is set",
+        ));
+    };
+    set_path(merged, PATH, Value::Number(index.into()));
+    Ok(())
 }
 
 /// The defaults as a value tree, built once.
@@ -410,6 +461,40 @@ fn deserialize(merged: Value) -> Result<Settings, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_auto_instance_index_comes_from_the_orchestrator() {
+        let auto = |env: &[(&str, &str)]| {
+            let o = Override {
+                path: "run.instance_index".into(),
+                text: "auto".into(),
+            };
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            load(None, env, &[o]).map(|(s, _)| s.run.instance_index)
+        };
+        // An Indexed Job's index wins over the pod name, which wins over the host name.
+        assert_eq!(
+            auto(&[("JOB_COMPLETION_INDEX", "2"), ("POD_NAME", "feed-7")]).unwrap(),
+            2
+        );
+        assert_eq!(
+            auto(&[("HOSTNAME", "box-9"), ("POD_NAME", "iotblast-feed-1")]).unwrap(),
+            1
+        );
+        assert_eq!(auto(&[("HOSTNAME", "iotblast-feed-12")]).unwrap(), 12);
+        for (env, says) in [
+            (vec![], "none of JOB_COMPLETION_INDEX"),
+            (
+                vec![("HOSTNAME", "laptop")],
+                "HOSTNAME (\"laptop\") does not end in -N",
+            ),
+            (vec![("JOB_COMPLETION_INDEX", "x")], "whole number"),
+        ] {
+            let e = auto(&env).unwrap_err();
+            assert_eq!(e.key, "run.instance_index");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn librdkafka_keys_keep_their_dots() {

@@ -49,7 +49,9 @@ pub struct RunSettings {
     /// one at random and prints it.
     pub seed: Option<u64>,
     /// This process's slice of the fleet, 0 to instance_count - 1: instances with the
-    /// same settings and seed split the devices into disjoint contiguous ranges.
+    /// same settings and seed split the devices into disjoint contiguous ranges. `auto`
+    /// reads it from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), else from the
+    /// ordinal ending POD_NAME or HOSTNAME (a StatefulSet pod, `iotblast-2`).
     pub instance_index: u64,
     /// How many processes share the fleet, 1 to the device count. Devices, messages and
     /// rate describe the whole fleet; each instance produces its share.
@@ -68,6 +70,11 @@ pub struct RunSettings {
     /// standard format HdrHistogram's tools read), one histogram per reporting
     /// interval. Null writes none.
     pub hdr_log: Option<std::path::PathBuf>,
+    /// File to write the full run report to at the end: the JSON summary, the latency
+    /// histograms (HdrHistogram V2, compressed, base64) and every interval, for
+    /// `iotblast report merge` (exact totals of distributed runs) and `report plot`.
+    /// Null writes none.
+    pub report_file: Option<std::path::PathBuf>,
     /// What a worker does when the delivery side is behind (its hand-off queue is
     /// full): `block` waits, so nothing is lost and the rate drops; `drop` discards the
     /// full batch at generation and counts its readings and alerts as dropped (never
@@ -97,6 +104,7 @@ impl Default for RunSettings {
             warmup: None,
             interval_log: None,
             hdr_log: None,
+            report_file: None,
             on_backpressure: OnBackpressure::Block,
         }
     }

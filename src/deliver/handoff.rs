@@ -5,6 +5,9 @@
 //! being filled and one being sent. A worker that gets ahead blocks on the return
 //! channel, which bounds memory and drops nothing.
 
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use crate::deliver::batch::{Batch, Shape};
@@ -14,12 +17,34 @@ pub struct WorkerSide {
     full: Sender<Batch>,
     empty: Receiver<Batch>,
     spare: Vec<Batch>,
+    depth: Arc<Depth>,
 }
 
 /// The delivery thread's end for one worker.
 pub struct DeliverySide {
     pub full: Receiver<Batch>,
     empty: Sender<Batch>,
+    depth: Arc<Depth>,
+}
+
+/// How many full batches wait in one worker's channel, for the metrics endpoint.
+///
+/// Why a counter beside the channel rather than `len()` on a clone of one of its ends:
+/// a cloned end keeps the channel connected, so a worker would never see the delivery
+/// thread go (or the delivery thread a worker finish).
+#[derive(Debug)]
+pub struct Depth {
+    queued: AtomicI64,
+    /// The channel's bound, `in_flight`.
+    pub capacity: usize,
+}
+
+impl Depth {
+    /// Batches queued now. A batch is counted just before it is sent and uncounted as
+    /// it is taken, so a reader between the two never sees a negative depth.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Relaxed).max(0) as u64
+    }
 }
 
 /// Creates the channels for worker `worker` and pre-allocates its batches.
@@ -28,15 +53,21 @@ pub fn channel(worker: usize, shape: Shape, in_flight: usize) -> (WorkerSide, De
     let (full_tx, full_rx) = bounded(in_flight);
     let (empty_tx, empty_rx) = bounded(pool);
     let spare = (0..pool).map(|_| Batch::new(shape, worker)).collect();
+    let depth = Arc::new(Depth {
+        queued: AtomicI64::new(0),
+        capacity: in_flight,
+    });
     (
         WorkerSide {
             full: full_tx,
             empty: empty_rx,
             spare,
+            depth: Arc::clone(&depth),
         },
         DeliverySide {
             full: full_rx,
             empty: empty_tx,
+            depth,
         },
     )
 }
@@ -75,11 +106,30 @@ impl WorkerSide {
     /// Queues a full batch, blocking while `in_flight` batches are already queued.
     /// Gives the batch back if the delivery side is gone.
     pub fn ship(&mut self, batch: Batch) -> Option<Batch> {
-        self.full.send(batch).err().map(|e| e.into_inner())
+        self.depth.queued.fetch_add(1, Relaxed);
+        let refused = self.full.send(batch).err().map(|e| e.into_inner());
+        if refused.is_some() {
+            self.depth.queued.fetch_sub(1, Relaxed);
+        }
+        refused
     }
 }
 
 impl DeliverySide {
+    /// A full batch if one is queued, uncounting it from the depth.
+    pub fn try_take(&self) -> Result<Batch, TryRecvError> {
+        let taken = self.full.try_recv();
+        if taken.is_ok() {
+            self.depth.queued.fetch_sub(1, Relaxed);
+        }
+        taken
+    }
+
+    /// The queue depth of this worker's channel, shared with the metrics.
+    pub fn depth(&self) -> Arc<Depth> {
+        Arc::clone(&self.depth)
+    }
+
     /// Clears a sent batch and returns it to its worker. If the worker has finished,
     /// the batch is simply dropped.
     pub fn recycle(&self, mut batch: Batch) {

@@ -3,7 +3,7 @@
 //! reporter and the metrics endpoint take once per interval or scrape.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 
@@ -139,15 +139,34 @@ impl Deliveries {
     }
 }
 
-/// Shared handle to the delivery outcomes.
+/// Shared handle to the delivery outcomes, and librdkafka's latest statistics.
 #[derive(Debug, Default)]
-pub struct DeliveryStats(Mutex<Deliveries>);
+pub struct DeliveryStats {
+    outcomes: Mutex<Deliveries>,
+    /// The last report of librdkafka's statistics callback (every
+    /// `statistics.interval.ms`), for the metrics endpoint. Apart from the outcomes so
+    /// that a scrape reading it never holds up the delivery callbacks.
+    client: Mutex<Option<Arc<rdkafka::Statistics>>>,
+}
 
 impl DeliveryStats {
     /// Runs `f` with the outcomes locked. A poisoned lock still holds valid counts.
     pub fn with<R>(&self, f: impl FnOnce(&mut Deliveries) -> R) -> R {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut g)
+    }
+
+    /// Keeps librdkafka's latest statistics.
+    pub fn set_client_statistics(&self, s: rdkafka::Statistics) {
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(s));
+    }
+
+    /// librdkafka's latest statistics, if it has reported any.
+    pub fn client_statistics(&self) -> Option<Arc<rdkafka::Statistics>> {
+        self.client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -35,7 +35,7 @@ pub fn run(
         let mut i = 0;
         while i < live.len() {
             let side = &sides[live[i]];
-            match side.full.try_recv() {
+            match side.try_take() {
                 Ok(batch) => {
                     sink.send(&batch, &shutdown);
                     side.recycle(batch);

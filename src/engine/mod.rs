@@ -10,9 +10,9 @@ pub mod reload;
 use std::ops::Range;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::config::flags::Command;
+use crate::config::flags::{Command, ReportCommand};
 use crate::config::settings::{log_level, OnBackpressure};
 use crate::config::{command, Invocation, Run, SinkKind, BATCH_LINGER};
 use crate::deliver::kafka::{self, MockGuard};
@@ -27,9 +27,10 @@ use crate::generate::worker::Worker;
 use crate::model::Fleet;
 use crate::observe::http::{self, Endpoints};
 use crate::observe::logging;
-use crate::observe::metrics::{Metrics, Sources};
+use crate::observe::metrics::{Identity, Metrics, Sources};
 use crate::observe::progress::{self, Watched};
 use crate::observe::report::{Finished, Summary};
+use crate::observe::report_file::{self, RunReport};
 use crate::shutdown::{AbortReport, Shutdown, StopReason};
 use reload::Rebuild;
 
@@ -39,6 +40,17 @@ pub fn execute(invocation: Invocation) -> Result<(), Error> {
     match &invocation.command {
         Some(Command::Config(c)) => return command::run(c.clone()),
         Some(Command::Verify(v)) => return crate::verify::run(&invocation, v),
+        Some(Command::Report(ReportCommand::Merge { files, json })) => {
+            return crate::observe::report_file::run_merge(files, *json)
+        }
+        Some(Command::Report(ReportCommand::Plot { files, output })) => {
+            return crate::observe::plot::run_plot(files, output)
+        }
+        Some(Command::Healthcheck { url, timeout }) => {
+            return crate::observe::http::healthcheck(url, timeout)
+        }
+        Some(Command::Completions { shell }) => return command::completions(*shell),
+        Some(Command::Man) => return command::man(),
         None => {}
     }
     // The environment is read once: a reload re-applies this snapshot, so only the file
@@ -88,6 +100,8 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     // Bad output files are found before anything connects.
     let mut interval_log = create_log("run.interval_log", &run.settings.run.interval_log)?;
     let mut hdr_log = create_log("run.hdr_log", &run.settings.run.hdr_log)?;
+    let mut report_file = create_log("run.report_file", &run.settings.run.report_file)?;
+    let mut intervals = Vec::new();
     let deliveries = Arc::new(DeliveryStats::default());
     let (sink, _mock) = open_sink(run, &deliveries)?;
     if run.seed_was_random {
@@ -98,19 +112,10 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         );
     }
     let started = Instant::now();
+    let started_unix_s = unix_now();
     let mut workers = start_workers(run, &plan, &live, &shutdown)?;
     let mut endpoints =
-        match start_endpoints(run, &workers, &deliveries, &live, &shutdown, &instance) {
-            Ok(e) => e,
-            Err(e) => {
-                // Workers are running and no delivery thread drains them: close their
-                // hand-offs so a worker blocked on a full channel wakes up, then join.
-                shutdown.request(StopReason::Error);
-                drop(std::mem::take(&mut workers.sides));
-                workers.join()?;
-                return Err(e);
-            }
-        };
+        start_endpoints_or_stop(run, &mut workers, &deliveries, &live, &shutdown, &instance)?;
     let delivery = {
         let (shutdown, flush) = (Arc::clone(&shutdown), run.settings.kafka.flush_timeout.0);
         let sides = workers.sides;
@@ -127,6 +132,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         shutdown: &shutdown,
         interval_log: interval_log.as_mut().map(|f| f as &mut dyn std::io::Write),
         hdr_log: hdr_log.as_mut().map(|f| f as &mut dyn std::io::Write),
+        intervals: report_file.is_some().then_some(&mut intervals),
     };
     let warmup = progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();
@@ -139,16 +145,11 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         .join()
         .map_err(|_| Error::Panicked("iotblast-delivery".into()))?;
     let elapsed = started.elapsed();
-    // Generation ended with the last worker, before the final flush.
-    let generation = stats
-        .iter()
-        .filter_map(|s| s.ended())
-        .max()
-        .map_or(elapsed, |t| t.saturating_duration_since(started));
+    let generation = generation_time(&stats, started, elapsed);
     if let Some(e) = endpoints.as_mut() {
         e.stop();
     }
-    Ok(Summary::collect(Finished {
+    let summary = Summary::collect(Finished {
         run,
         generated: Generated::sum(&stats),
         deliveries: &deliveries,
@@ -158,7 +159,59 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         cores: plan.workers.len(),
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
         warmup,
-    }))
+    });
+    if let (Some(out), Some(path)) = (report_file.as_mut(), &run.settings.run.report_file) {
+        let parts = report_file::Parts {
+            run,
+            started_unix_s,
+            generation_s: generation.as_secs_f64(),
+            summary: &summary,
+            histograms: deliveries.with(|d| report_file::Histograms::of(d)),
+            intervals,
+        };
+        RunReport::from(parts).write(out, path)?;
+    }
+    Ok(summary)
+}
+
+/// Starts the endpoints; if they fail, stops the workers first. They are running and
+/// no delivery thread drains them yet: closing their hand-offs wakes a worker blocked
+/// on a full channel, so that they can be joined.
+fn start_endpoints_or_stop(
+    run: &Run,
+    workers: &mut Workers,
+    deliveries: &Arc<DeliveryStats>,
+    live: &Arc<Live>,
+    shutdown: &Arc<Shutdown>,
+    instance: &Range<u64>,
+) -> Result<Option<Endpoints>, Error> {
+    start_endpoints(run, workers, deliveries, live, shutdown, instance).or_else(|e| {
+        shutdown.request(StopReason::Error);
+        let running = Workers {
+            handles: std::mem::take(&mut workers.handles),
+            stats: workers.stats.clone(),
+            sides: Vec::new(),
+        };
+        workers.sides.clear();
+        running.join()?;
+        Err(e)
+    })
+}
+
+/// Now, in Unix seconds: the run report's wall-clock start, which merges align on.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// How long generation took: until the last worker ended, before the final flush.
+fn generation_time(stats: &[Arc<WorkerStats>], started: Instant, elapsed: Duration) -> Duration {
+    stats
+        .iter()
+        .filter_map(|s| s.ended())
+        .max()
+        .map_or(elapsed, |t| t.saturating_duration_since(started))
 }
 
 /// What a run abandons when a second signal ends it without its flush: every reading
@@ -340,9 +393,15 @@ fn start_endpoints(
             workers: workers.stats.clone(),
             deliveries: Arc::clone(deliveries),
             live: Arc::clone(live),
+            queues: workers.sides.iter().map(|s| s.depth()).collect(),
         },
-        instance.end - instance.start,
-        workers.handles.len(),
+        Identity {
+            devices: instance.end - instance.start,
+            fleet_devices: run.devices(),
+            workers: workers.handles.len(),
+            instance_index: run.settings.run.instance_index,
+            instance_count: run.settings.run.instance_count,
+        },
     );
     http::start(
         metrics_address,

@@ -24,6 +24,8 @@ pub struct WorkerStats {
     pub alerts: AtomicU64,
     /// Nanoseconds spent waiting for the delivery thread (backpressure).
     pub blocked_ns: AtomicU64,
+    /// Batches handed to the delivery thread.
+    pub batches: AtomicU64,
     /// When the worker made its last reading and stopped.
     ended: OnceLock<Instant>,
 }
@@ -44,6 +46,7 @@ impl WorkerStats {
         self.generated.fetch_add(messages, Relaxed);
         self.alerts.fetch_add(alerts, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
+        self.batches.fetch_add(1, Relaxed);
     }
 
     /// Counts a batch dropped at generation.
@@ -70,6 +73,7 @@ pub struct Generated {
     pub alerts: u64,
     pub dropped: u64,
     pub dropped_alerts: u64,
+    pub batches: u64,
 }
 
 impl Generated {
@@ -83,6 +87,7 @@ impl Generated {
             alerts: a.alerts + w.alerts.load(Relaxed),
             dropped: a.dropped + w.dropped.load(Relaxed),
             dropped_alerts: a.dropped_alerts + w.dropped_alerts.load(Relaxed),
+            batches: a.batches + w.batches.load(Relaxed),
         })
     }
 }

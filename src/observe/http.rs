@@ -147,3 +147,35 @@ impl Drop for Endpoints {
         self.stop();
     }
 }
+
+/// `iotblast healthcheck`: one GET of `url` within `timeout`; healthy on HTTP 200.
+/// Loopback or any host: the container probes itself, Kubernetes uses its own probes.
+pub fn healthcheck(url: &str, timeout: &str) -> Result<(), Error> {
+    use crate::units::{in_range, parse_duration, Dur};
+    let limit = parse_duration("--timeout", timeout)?;
+    in_range("--timeout", Dur(limit), Dur::ms(10), Dur::ms(60_000))?;
+    if !url.starts_with("http://") {
+        return Err(crate::error::ConfigError::new(
+            "--url",
+            format!("must be an http:// URL, got {url:?}"),
+        )
+        .into());
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(limit))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let unhealthy = |reason: String| Error::Unhealthy {
+        url: url.to_owned(),
+        reason,
+    };
+    let response = agent
+        .get(url)
+        .call()
+        .map_err(|e| unhealthy(e.to_string()))?;
+    match response.status().as_u16() {
+        200 => Ok(()),
+        code => Err(unhealthy(format!("HTTP {code}"))),
+    }
+}

@@ -4,6 +4,11 @@
 //! counters the progress lines read (worker atomics, the delivery stats behind their
 //! mutex, the reload counters) and brings the registered metrics up to date before
 //! encoding them, so the hot loop pays nothing for metrics.
+//!
+//! Besides the run's own metrics (prefixed `iotblast_`), a scrape carries librdkafka's
+//! latest statistics (`observe::librdkafka`) and the standard `process_*` metrics
+//! (resident memory, CPU seconds, threads, file descriptors). `docs/metrics.md` lists
+//! every one.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -11,8 +16,11 @@ use std::sync::{Arc, Mutex};
 use hdrhistogram::Histogram as Hdr;
 use prometheus::core::Collector;
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
-use prometheus::{Counter, Encoder, Gauge, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{
+    Counter, Encoder, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
+use crate::deliver::handoff::Depth;
 use crate::deliver::stats::DeliveryStats;
 use crate::generate::live::Live;
 use crate::generate::stats::{Generated, WorkerStats};
@@ -22,14 +30,34 @@ pub struct Sources {
     pub workers: Vec<Arc<WorkerStats>>,
     pub deliveries: Arc<DeliveryStats>,
     pub live: Arc<Live>,
+    /// Each worker's hand-off queue, in worker order.
+    pub queues: Vec<Arc<Depth>>,
+}
+
+/// What a process is in the fleet: fixed for the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    /// Simulated devices in this process, and in the whole fleet.
+    pub devices: u64,
+    pub fleet_devices: u64,
+    /// Generator threads.
+    pub workers: usize,
+    /// This instance's index and the instance count (`run.instance_index`, `_count`).
+    pub instance_index: u64,
+    pub instance_count: u64,
 }
 
 /// The registered metrics, and the run's sources.
 pub struct Metrics {
     registry: Registry,
+    /// `process_*`, unprefixed, as every Prometheus client names them.
+    process: Registry,
     sources: Sources,
     counters: Counters,
     target_rate: Gauge,
+    /// This instance's share of the fleet, and so of the target rate.
+    share: f64,
+    queued: IntGaugeVec,
     /// Serialises scrapes: counters advance by the difference since the last one.
     scrape: Mutex<()>,
 }
@@ -44,6 +72,7 @@ struct Counters {
     alerts_failed: IntCounter,
     alerts_in_doubt: IntCounter,
     bytes_delivered: IntCounter,
+    batches: IntCounter,
     readings_dropped: IntCounter,
     alerts_dropped: IntCounter,
     retries: IntCounter,
@@ -93,12 +122,11 @@ fn registered<M: Collector + Clone + 'static>(r: &Registry, metric: prometheus::
     m
 }
 
-impl Metrics {
-    /// Registers every metric; `devices` and `workers` are fixed for the run.
-    pub fn new(sources: Sources, devices: u64, workers: usize) -> Self {
-        let r = Registry::new_custom(Some("iotblast".into()), None).expect("valid prefix");
-        let counter = |name: &str, help: &str| registered(&r, IntCounter::new(name, help));
-        let counters = Counters {
+impl Counters {
+    /// Registers the run's counters in `r`.
+    fn register(r: &Registry) -> Self {
+        let counter = |name: &str, help: &str| registered(r, IntCounter::new(name, help));
+        Counters {
             readings_sent: counter(
                 "readings_sent_total",
                 "Readings generated and handed to the sink.",
@@ -129,6 +157,10 @@ impl Metrics {
                 "bytes_delivered_total",
                 "Payload bytes of delivered readings.",
             ),
+            batches: counter(
+                "batches_sent_total",
+                "Batches of readings handed from the workers to the delivery thread.",
+            ),
             readings_dropped: counter(
                 "readings_dropped_total",
                 "Readings dropped at generation (--on-backpressure drop); never sent.",
@@ -146,7 +178,7 @@ impl Metrics {
                 "Errors librdkafka reported: lost connections, brokers down, failed authentication.",
             ),
             blocked_seconds: registered(
-                &r,
+                r,
                 Counter::new(
                     "worker_blocked_seconds_total",
                     "Time workers waited for the delivery thread, summed over workers.",
@@ -157,22 +189,98 @@ impl Metrics {
                 "config_reload_failures_total",
                 "Configuration reloads refused: an invalid file, or a change needing a restart.",
             ),
-        };
-        registered(
-            &r,
-            IntGauge::new("devices", "Simulated devices in this process."),
-        )
-        .set(devices as i64);
-        registered(&r, IntGauge::new("workers", "Generator threads.")).set(workers as i64);
+        }
+    }
+}
+
+/// Registers the gauges fixed for the run: what the process is in the fleet.
+fn register_identity(r: &Registry, id: &Identity) {
+    let gauge = |name: &str, help: &str, v: u64| {
+        registered(r, IntGauge::new(name, help)).set(v as i64);
+    };
+    gauge("devices", "Simulated devices in this process.", id.devices);
+    gauge("workers", "Generator threads.", id.workers as u64);
+    gauge(
+        "instance_index",
+        "This process's slice of the fleet (run.instance_index), 0 to iotblast_instances - 1.",
+        id.instance_index,
+    );
+    gauge(
+        "instances",
+        "Processes sharing the fleet (run.instance_count).",
+        id.instance_count,
+    );
+    registered(
+        r,
+        IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "Always 1: the iotblast and librdkafka versions.",
+            ),
+            &["version", "librdkafka"],
+        ),
+    )
+    .with_label_values(&[env!("CARGO_PKG_VERSION"), &librdkafka_version()])
+    .set(1);
+}
+
+/// Registers the hand-off queue gauges, the capacities set; returns the depths.
+fn register_queues(r: &Registry, queues: &[Arc<Depth>]) -> IntGaugeVec {
+    let capacity = registered(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "handoff_queue_capacity_batches",
+                    "Bound of each worker's hand-off queue to the delivery thread (device.simulator.queue_buffer_size).",
+                ),
+                &["worker"],
+            ),
+        );
+    let queued = registered(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "handoff_queue_batches",
+                    "Full batches waiting in each worker's hand-off queue; at capacity, the worker blocks (or drops).",
+                ),
+                &["worker"],
+            ),
+        );
+    for (i, q) in queues.iter().enumerate() {
+        capacity
+            .with_label_values(&[&i.to_string()])
+            .set(q.capacity as i64);
+    }
+    queued
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new(sources: Sources, id: Identity) -> Self {
+        let r = Registry::new_custom(Some("iotblast".into()), None).expect("valid prefix");
+        let counters = Counters::register(&r);
+        register_identity(&r, &id);
+        let queued = register_queues(&r, &sources.queues);
         let target_rate = registered(
             &r,
-            Gauge::new("target_rate", "Target readings per second; 0 is unlimited."),
+            Gauge::new(
+                "target_rate",
+                "Target readings per second of this instance (its share of run.rate); 0 is unlimited.",
+            ),
         );
+        let process = Registry::new();
+        // Linux only: the collector reads /proc/self; elsewhere it exports nothing.
+        let _ = process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         Self {
             registry: r,
+            process,
             sources,
             counters,
             target_rate,
+            share: id.devices as f64 / id.fleet_devices.max(1) as f64,
+            queued,
             scrape: Mutex::new(()),
         }
     }
@@ -189,6 +297,12 @@ impl Metrics {
         advance(&c.alerts_sent, g.alerts);
         advance(&c.readings_dropped, g.dropped);
         advance(&c.alerts_dropped, g.dropped_alerts);
+        advance(&c.batches, g.batches);
+        for (i, q) in self.sources.queues.iter().enumerate() {
+            self.queued
+                .with_label_values(&[&i.to_string()])
+                .set(q.queued() as i64);
+        }
         let blocked = g.blocked_ns as f64 / 1e9;
         c.blocked_seconds
             .inc_by((blocked - c.blocked_seconds.get()).max(0.0));
@@ -218,16 +332,26 @@ impl Metrics {
         let live = &self.sources.live;
         advance(&c.reloads, live.reloads.load(Relaxed));
         advance(&c.reload_failures, live.reload_failures.load(Relaxed));
-        self.target_rate.set(live.get().0.rate.unwrap_or(0.0));
+        self.target_rate
+            .set(live.get().0.rate.map_or(0.0, |r| r * self.share));
 
         let mut families = self.registry.gather();
         families.extend(latency);
+        if let Some(stats) = self.sources.deliveries.client_statistics() {
+            families.extend(crate::observe::librdkafka::families(&stats));
+        }
+        families.extend(self.process.gather());
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&families, &mut out)
             .expect("the text encoder writes to memory");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
+}
+
+/// The librdkafka version the binary runs with, e.g. `2.12.1`.
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
 }
 
 #[cfg(test)]
@@ -249,9 +373,15 @@ mod tests {
                 workers: vec![Arc::clone(&worker)],
                 deliveries: Arc::clone(&deliveries),
                 live: Arc::clone(&live),
+                queues: vec![],
             },
-            1000,
-            1,
+            Identity {
+                devices: 1000,
+                fleet_devices: 1000,
+                workers: 1,
+                instance_index: 1,
+                instance_count: 3,
+            },
         );
         worker.add_batch(10, 3, 5000);
         deliveries.with(|d| {
@@ -269,6 +399,9 @@ mod tests {
             "iotblast_alerts_sent_total 3",
             "iotblast_bytes_delivered_total 3500",
             "iotblast_devices 1000",
+            "iotblast_batches_sent_total 1",
+            "iotblast_instance_index 1",
+            "iotblast_instances 3",
             "iotblast_target_rate 500",
             "iotblast_ack_latency_seconds_bucket{le=\"0.001\"} 0",
             "iotblast_ack_latency_seconds_bucket{le=\"0.0025\"} 7",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Run;
 use crate::deliver::stats::DeliveryStats;
@@ -30,6 +30,9 @@ pub struct Watched<'a> {
     pub interval_log: Option<&'a mut dyn Write>,
     /// Where the HdrHistogram interval log of latency goes, if anywhere.
     pub hdr_log: Option<&'a mut dyn Write>,
+    /// Where the intervals are kept for the run report (`run.report_file`), if anywhere:
+    /// each with its latency histogram.
+    pub intervals: Option<&'a mut Vec<IntervalRecord>>,
 }
 
 /// The HdrHistogram interval log: each interval's latency histograms (µs), tagged
@@ -50,7 +53,7 @@ struct Snapshot {
 }
 
 /// One line of the interval log: what happened in one reporting interval.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntervalRecord {
     /// Seconds since the run started, at the end of the interval.
     pub t_s: f64,
@@ -71,6 +74,10 @@ pub struct IntervalRecord {
     pub latency_ms: Latency,
     /// Their ack latency, from the hand-off to librdkafka to the ack.
     pub ack_latency_ms: Latency,
+    /// In the run report only: the interval's latency histogram (µs), HdrHistogram V2
+    /// compressed, base64, so that instances' intervals merge exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hdr: Option<String>,
 }
 
 impl IntervalRecord {
@@ -101,6 +108,7 @@ impl IntervalRecord {
             mb_per_sec,
             latency_ms,
             ack_latency_ms,
+            latency_hdr: None,
         }
     }
 }
@@ -168,7 +176,7 @@ pub fn until_done(
             };
         }
     }
-    if w.interval_log.is_some() || hdr.is_some() {
+    if w.interval_log.is_some() || hdr.is_some() || w.intervals.is_some() {
         report_interval(run, started, w, &mut hdr, last);
     }
     if let Some((bar, _)) = bar {
@@ -322,17 +330,16 @@ fn report_interval(
             Latency::from_us(&d.ack_interval),
         );
         // Copied out, so compressing them does not hold up the delivery thread.
-        let histograms = hdr
-            .is_some()
+        let histograms = (hdr.is_some() || w.intervals.is_some())
             .then(|| (d.interval.clone(), d.ack_interval.clone()));
         d.reset_interval();
         (line, latency, ack, histograms)
     });
-    if let (Some(log), Some((h, a))) = (hdr.as_mut(), histograms) {
+    if let (Some(log), Some((h, a))) = (hdr.as_mut(), histograms.as_ref()) {
         let start = last.at - started;
         let written = log
-            .write_histogram(&h, start, span, Tag::new("latency"))
-            .and_then(|()| log.write_histogram(&a, start, span, Tag::new("ack")));
+            .write_histogram(h, start, span, Tag::new("latency"))
+            .and_then(|()| log.write_histogram(a, start, span, Tag::new("ack")));
         if let Err(e) = written {
             log::warn!("run.hdr_log: cannot write, no more HDR intervals: {e:?}");
             *hdr = None;
@@ -341,13 +348,19 @@ fn report_interval(
     if !run.quiet {
         crate::output::report(run.sink == crate::config::SinkKind::Stdout, &line);
     }
+    let record = IntervalRecord::between(&last, &now, started, latency, ack);
     if let Some(log) = w.interval_log.as_mut() {
-        let record = IntervalRecord::between(&last, &now, started, latency, ack);
         let text = serde_json::to_string(&record).expect("the record serialises");
         if let Err(e) = writeln!(log, "{text}").and_then(|()| log.flush()) {
             log::warn!("run.interval_log: cannot write, no more interval lines: {e}");
             w.interval_log = None;
         }
+    }
+    if let (Some(kept), Some((h, _))) = (w.intervals.as_mut(), histograms) {
+        kept.push(IntervalRecord {
+            latency_hdr: Some(crate::observe::report_file::encode_histogram(&h)),
+            ..record
+        });
     }
     now
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Run, SinkKind};
 use crate::deliver::stats::DeliveryStats;
@@ -22,7 +22,7 @@ const MB: f64 = 1024.0 * 1024.0;
 pub const MET_SHARE: f64 = 0.95;
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub avg: f64,
     pub p50: f64,
@@ -52,7 +52,7 @@ impl Latency {
 
 /// The outcome of a run. Invariant, for readings and for alerts apart:
 /// `sent == delivered + failed + in_doubt`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Readings generated and handed to the sink.
     pub messages_sent: u64,
@@ -88,7 +88,8 @@ pub struct Summary {
     pub blocked_s: f64,
     /// Why the run stopped: `messages`, `duration`, `signal`, `stdout closed` or `error`.
     pub stop_reason: StopReason,
-    /// The target rate (`--rate`, as last reloaded), readings per second.
+    /// The target rate (`--rate`, as last reloaded), readings per second: this
+    /// instance's share of it when `run.instance_count` > 1.
     pub target_rate: Option<f64>,
     /// Readings generated per second while generating (the final flush excluded).
     pub achieved_rate: f64,
@@ -138,14 +139,13 @@ impl Summary {
 
 /// What the warm-up counted (`run.warmup`): included in the totals, left out of the
 /// rates and the latency.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Warmup {
     pub seconds: f64,
     pub messages_sent: u64,
     pub messages_delivered: u64,
     pub alerts_sent: u64,
     pub alerts_delivered: u64,
-    #[serde(skip)]
     pub bytes_delivered: u64,
 }
 
@@ -194,7 +194,10 @@ impl Summary {
                 *errors.entry("alerts: lost at handoff".into()).or_default() += g.lost_alerts;
             }
             let [msgs_per_sec, alerts_per_sec, total_per_sec, mb_per_sec] = measured_rates(d, &f);
-            let target_rate = f.live.get().0.rate;
+            // Each instance paces its share of the fleet's rate (its share of the devices).
+            let mine = crate::generate::topology::instance_devices(f.run);
+            let share = (mine.end - mine.start) as f64 / f.run.devices().max(1) as f64;
+            let target_rate = f.live.get().0.rate.map(|r| r * share);
             let achieved_rate = rates(g.messages, 0, f.generation).0;
             Summary {
                 messages_sent: g.messages,

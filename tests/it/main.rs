@@ -3,10 +3,12 @@
 
 mod alloc_count;
 mod bad_input;
+mod cli_tools;
 mod common;
 mod config;
 mod delivery;
 mod determinism;
+mod distributed;
 mod encoding;
 mod engine;
 mod faults;

@@ -71,6 +71,19 @@ fn metrics_and_health_endpoints_serve_the_running_counts() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    // docs/metrics.md documents every metric served.
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    for name in first
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+    {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} is not in docs/metrics.md"
+        );
+    }
     assert_eq!(http_get(&health_at, "/healthz"), (200, "ok\n".into()));
     assert_eq!(http_get(&health_at, "/readyz").0, 200);
     assert_eq!(

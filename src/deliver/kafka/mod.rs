@@ -66,6 +66,7 @@ impl ClientContext for DeliveryContext {
             .map(|b| b.txretries)
             .sum::<u64>();
         self.stats.with(|d| d.retries = d.retries.max(retries));
+        self.stats.set_client_statistics(statistics);
     }
 }
 
