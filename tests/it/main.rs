@@ -7,6 +7,7 @@ mod cli_tools;
 mod common;
 mod config;
 mod delivery;
+mod deploy_k8s;
 mod deploy_monitoring;
 mod determinism;
 mod distributed;
