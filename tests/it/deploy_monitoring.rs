@@ -648,8 +648,10 @@ fn the_compose_iotblast_command_runs_and_serves_every_metric_and_health_on_one_p
     }
     assert_eq!(http_get(&addr, "/readyz").0, 200);
     let (status, _, stderr) = wait_with_limit(child, Duration::from_secs(60));
+    // Every reading delivered: 0, or 4 if a machine busy with other tests could not
+    // keep the paced 5000/s (a true verdict, not a failure of the compose arguments).
     assert!(
-        status.success(),
+        matches!(status.code(), Some(0 | 4)),
         "{status}: {}",
         String::from_utf8_lossy(&stderr)
     );
