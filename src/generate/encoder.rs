@@ -15,6 +15,8 @@ use crate::model::{round_int, Fleet, Reading, Sensor, SensorSpec, Status};
 pub struct Encoder {
     /// Digits in a device id (`device_000042`), the same for every id in a run.
     id_width: usize,
+    /// Digits of a room's number after its floor (`305`; `3005` past 99 rooms a floor).
+    room_digits: usize,
     buildings: Vec<Box<[u8]>>,
     models: Vec<Box<[u8]>>,
     firmwares: Vec<Box<[u8]>>,
@@ -36,6 +38,7 @@ impl Encoder {
         let s = &fleet.spec.simulator;
         Self {
             id_width: fleet.id_width,
+            room_digits: fleet.room_digits(),
             buildings: escaped(&s.buildings),
             models: escaped(&s.models),
             firmwares: escaped(&s.firmwares),
@@ -50,7 +53,6 @@ impl Encoder {
         // is at most 24 bytes.
         480 + self.id_width
             + longest(&self.buildings)
-            + 21 // "-" and a building cycle number
             + longest(&self.models)
             + longest(&self.firmwares)
             + 13 * 24
@@ -96,21 +98,12 @@ impl Encoder {
 
         let loc = r.location;
         out.extend_from_slice(b",\"location\":{\"building\":");
-        let label = &self.buildings[loc.building];
-        if loc.building_cycle == 0 {
-            out.extend_from_slice(label);
-        } else {
-            // Reuse of the label list: "A" becomes "A-2", "A-3", ...; insert before the closing quote.
-            out.extend_from_slice(&label[..label.len() - 1]);
-            out.push(b'-');
-            write_u64(out, loc.building_cycle + 1);
-            out.push(b'"');
-        }
+        out.extend_from_slice(&self.buildings[loc.building]);
         out.extend_from_slice(b",\"floor\":");
         write_u64(out, loc.floor as u64);
         out.extend_from_slice(b",\"room\":\"");
         write_u64(out, loc.floor as u64);
-        write_padded(out, loc.room as u64, 2);
+        write_padded(out, loc.room as u64, self.room_digits);
 
         out.extend_from_slice(b"\"},\"sensors\":{");
         for s in [Sensor::Temperature, Sensor::Humidity, Sensor::Pressure] {
@@ -296,7 +289,9 @@ mod tests {
         assert_eq!(v["sensors"]["temperature"]["unit"], "°C");
         assert_eq!(v["sensors"]["switch_status"]["value"], r.switch_on);
         assert_eq!(v["device_info"]["battery"], r.battery);
-        assert_eq!(v["location"]["room"], "109");
+        // Device 42 of 1,000: building 0 holds 0..125 over 200 rooms, slot 42 × 200 / 125 = 67.
+        assert_eq!(v["location"]["floor"], 4);
+        assert_eq!(v["location"]["room"], "408");
         assert!(out.len() <= enc.max_len());
         let mut key = Vec::new();
         enc.write_key(42, &mut key);

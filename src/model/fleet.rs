@@ -5,11 +5,10 @@
 use crate::model::spec::FleetSpec;
 use crate::model::trend::SimClock;
 
-/// Where a device is. `building_cycle` > 0 means the label list was reused.
+/// Where a device is: an index into the building labels, a floor from 1 and a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     pub building: usize,
-    pub building_cycle: u64,
     pub floor: u32,
     /// Room number within the floor, from 1.
     pub room: u32,
@@ -116,22 +115,41 @@ impl Fleet {
         self.derived = Derived::new(&self.spec);
     }
 
-    /// The building, floor and room of a device, from its index.
+    /// The building, floor and room of a device, from its index and the fleet size.
+    ///
+    /// The fleet is cut into one contiguous share per building label, the shares
+    /// differing by at most one device (the first `count mod buildings` get the extra
+    /// one), so every configured building is used and no label is ever invented. A
+    /// building's devices are then spread evenly over its floors × rooms, floor by floor:
+    /// with fewer devices than rooms they get a room each, with gaps between; with more,
+    /// each room holds `devices / rooms` or one more.
     #[inline]
     pub fn location(&self, device: u64) -> Location {
         let s = &self.spec.simulator;
-        let room_slot = device / s.devices_per_room as u64;
-        let room = (room_slot % s.rooms_per_floor as u64) as u32 + 1;
-        let floor_slot = room_slot / s.rooms_per_floor as u64;
-        let floor = (floor_slot % s.floors_per_building as u64) as u32 + 1;
-        let building = floor_slot / s.floors_per_building as u64;
-        let labels = s.buildings.len() as u64;
+        let (n, b) = (self.device_count.max(1), s.buildings.len().max(1) as u64);
+        let (share, extra) = (n / b, n % b);
+        // The first `extra` buildings hold `share + 1` devices.
+        let big = extra * (share + 1);
+        let (building, first, size) = if device < big {
+            let i = device / (share + 1);
+            (i, i * (share + 1), share + 1)
+        } else {
+            let i = extra + (device - big) / share.max(1);
+            (i, big + (i - extra) * share, share)
+        };
+        let rooms = s.floors_per_building as u64 * s.rooms_per_floor as u64;
+        // u128: devices × rooms may exceed u64 for the largest fleets and buildings.
+        let slot = ((device - first) as u128 * rooms as u128 / size.max(1) as u128) as u64;
         Location {
-            building: (building % labels) as usize,
-            building_cycle: building / labels,
-            floor,
-            room,
+            building: building.min(b - 1) as usize,
+            floor: (slot / s.rooms_per_floor as u64) as u32 + 1,
+            room: (slot % s.rooms_per_floor as u64) as u32 + 1,
         }
+    }
+
+    /// Digits of a room's number in its label: two, or more for more rooms per floor.
+    pub fn room_digits(&self) -> usize {
+        (self.spec.simulator.rooms_per_floor.ilog10() as usize + 1).max(2)
     }
 
     /// Model, firmware, starting battery and signal base of a device, from its index.
@@ -190,24 +208,74 @@ mod tests {
         assert_eq!(t.status(50.0), Status::Error);
     }
 
+    fn fleet(devices: u64, tune: impl FnOnce(&mut FleetSpec)) -> Fleet {
+        let mut spec = FleetSpec::default();
+        spec.simulator.device_count = crate::units::Count(devices);
+        tune(&mut spec);
+        Fleet::new(spec, 0)
+    }
+
     #[test]
-    fn location_walks_rooms_then_floors_then_buildings() {
-        let f = Fleet::new(FleetSpec::default(), 0);
-        assert_eq!(
-            f.location(0),
-            Location {
-                building: 0,
-                building_cycle: 0,
-                floor: 1,
-                room: 1
-            }
+    fn a_fleet_is_spread_over_every_building_then_its_floors_and_rooms() {
+        use std::collections::BTreeMap;
+        // The default 1,000 devices over the default 8 buildings: 125 in each, one per
+        // room, spread over all 10 floors; never a ninth, invented building.
+        let f = fleet(1000, |_| {});
+        let labels = f.spec.simulator.buildings.len();
+        let mut per_building = vec![0u64; labels];
+        let mut floors = BTreeMap::new();
+        let mut rooms = std::collections::BTreeSet::new();
+        for d in 0..1000 {
+            let l = f.location(d);
+            per_building[l.building] += 1;
+            *floors.entry((l.building, l.floor)).or_insert(0) += 1;
+            assert!((1..=20).contains(&l.room), "{l:?}");
+            assert!(
+                rooms.insert((l.building, l.floor, l.room)),
+                "{d} shares {l:?}"
+            );
+        }
+        assert_eq!(per_building, vec![125; labels]);
+        assert_eq!(floors.len(), labels * 10, "every floor of every building");
+        assert!(
+            floors.values().all(|&n| (12..=13).contains(&n)),
+            "{floors:?}"
         );
-        assert_eq!(f.location(5).room, 2);
-        assert_eq!(f.location(100).floor, 2);
-        let per_building = 5 * 20 * 10;
-        assert_eq!(f.location(per_building).building, 1);
-        let l = f.location(per_building * 9);
-        assert_eq!((l.building, l.building_cycle), (1, 1));
+        // Contiguous: a building's devices are one range of indices.
+        assert_eq!(f.location(124).building, 0);
+        assert_eq!(f.location(125).building, 1);
+
+        // Unequal shares differ by one, and a fleet larger than the rooms fills each
+        // room with devices/rooms or one more.
+        let f = fleet(100_003, |_| {});
+        let mut per_room: BTreeMap<(usize, u32, u32), u64> = BTreeMap::new();
+        for d in 0..100_003 {
+            let l = f.location(d);
+            assert!(l.building < labels && (1..=10).contains(&l.floor));
+            *per_room.entry((l.building, l.floor, l.room)).or_default() += 1;
+        }
+        assert_eq!(per_room.len(), labels * 10 * 20, "every room is used");
+        assert!(
+            per_room.values().all(|&n| (62..=63).contains(&n)),
+            "{per_room:?}"
+        );
+
+        // Fewer devices than buildings: one each in the first buildings.
+        let f = fleet(3, |_| {});
+        let b: Vec<usize> = (0..3).map(|d| f.location(d).building).collect();
+        assert_eq!(b, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn room_numbers_widen_past_99_rooms_per_floor() {
+        assert_eq!(fleet(1000, |_| {}).room_digits(), 2);
+        let f = fleet(300_000, |s| {
+            s.simulator.rooms_per_floor = 150;
+            s.simulator.buildings = vec!["A".into()];
+        });
+        assert_eq!(f.room_digits(), 3);
+        let max_room = (0..300_000).map(|d| f.location(d).room).max();
+        assert_eq!(max_room, Some(150));
     }
 
     #[test]

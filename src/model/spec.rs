@@ -76,14 +76,15 @@ pub struct SimulatorSpec {
     pub switch_on_probability: f64,
     /// Mean number of readings the switch stays in its rarer state (1 to 1e9).
     pub switch_dwell: f64,
-    /// Building labels, used in turn (e.g. ["A栋", "B栋"]); each 1 to 64 bytes.
+    /// Building labels (e.g. ["A栋", "B栋"]); each 1 to 64 bytes. The fleet is spread
+    /// over all of them in equal contiguous shares, then evenly over each building's
+    /// floors and rooms: devices per room follow from the fleet size.
     pub buildings: Vec<String>,
     /// Floors per building (1 to 999).
     pub floors_per_building: u32,
-    /// Rooms per floor (1 to 999).
+    /// Rooms per floor (1 to 999). A room's label is its floor followed by its number,
+    /// padded to two digits or to the digits of rooms_per_floor (305; 3005 with 150).
     pub rooms_per_floor: u32,
-    /// Devices per room (1 to 999).
-    pub devices_per_room: u32,
     /// Device models, spread across the fleet.
     pub models: Vec<String>,
     /// Firmware versions, spread across the fleet.
@@ -118,7 +119,6 @@ impl Default for SimulatorSpec {
                 .to_vec(),
             floors_per_building: 10,
             rooms_per_floor: 20,
-            devices_per_room: 5,
             models: ["IOT-SENSOR-V1", "IOT-SENSOR-V2", "IOT-SENSOR-V3"]
                 .map(String::from)
                 .to_vec(),
@@ -348,7 +348,6 @@ impl FleetSpec {
         s.firmwares = kept.firmwares;
         s.floors_per_building = kept.floors_per_building;
         s.rooms_per_floor = kept.rooms_per_floor;
-        s.devices_per_room = kept.devices_per_room;
     }
 
     /// Checks every bound; the error names the setting's path.
@@ -446,7 +445,6 @@ impl SimulatorSpec {
         for (name, v) in [
             ("floors_per_building", self.floors_per_building),
             ("rooms_per_floor", self.rooms_per_floor),
-            ("devices_per_room", self.devices_per_room),
         ] {
             in_range(&key(name), v, 1, 999)?;
         }

@@ -72,10 +72,7 @@ proptest! {
         assert_schema_valid(&v);
 
         let loc = fleet.location(device);
-        let mut building = sim.buildings[loc.building].clone();
-        if loc.building_cycle > 0 {
-            building.push_str(&format!("-{}", loc.building_cycle + 1));
-        }
+        let building = sim.buildings[loc.building].clone();
         let id = fleet.identity(device);
         prop_assert_eq!(&v["location"]["building"], &Value::from(building));
         prop_assert_eq!(&v["device_info"]["model"], &Value::from(sim.models[id.model].clone()));
