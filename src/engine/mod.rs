@@ -133,6 +133,8 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         interval_log: interval_log.as_mut().map(|f| f as &mut dyn std::io::Write),
         hdr_log: hdr_log.as_mut().map(|f| f as &mut dyn std::io::Write),
         intervals: report_file.is_some().then_some(&mut intervals),
+        live: &live,
+        share: (instance.end - instance.start) as f64 / run.devices().max(1) as f64,
     };
     let warmup = progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();

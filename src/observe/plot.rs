@@ -70,10 +70,16 @@ fn lines(reports: &[(PathBuf, RunReport)]) -> Result<(Vec<Line>, Vec<Line>), Err
                 .collect(),
             color,
         });
-        if let (Some(t), Some(last)) = (r.summary.target_rate, r.intervals.last()) {
+        // Each interval's target, so that a reloaded rate shows where it changed.
+        let target: Vec<(f64, f64)> = r
+            .intervals
+            .iter()
+            .filter_map(|iv| iv.target_per_sec.map(|t| (at(iv.t_s), t)))
+            .collect();
+        if !target.is_empty() {
             throughput.push(Line {
                 label: format!("{name} target"),
-                points: vec![(at(0.0), t), (at(last.t_s), t)],
+                points: target,
                 color: RGBColor(color.0 / 2, color.1 / 2, color.2 / 2),
             });
         }
@@ -137,14 +143,19 @@ fn merged(
         .fold(0.0, f64::max);
     let bins = (end / width).ceil().max(1.0) as usize;
     let mut readings = vec![0u64; bins];
+    // Per bin, each instance's latest target.
+    let mut targets = vec![vec![None; reports.len()]; bins];
     let mut hist: Vec<Histogram<u64>> = (0..bins)
         .map(|_| Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"))
         .collect();
-    for (path, r) in reports {
+    for (i, (path, r)) in reports.iter().enumerate() {
         for iv in &r.intervals {
             let mid = r.started_unix_s - t0 + iv.t_s - iv.interval_s / 2.0;
             let b = ((mid / width).floor().max(0.0) as usize).min(bins - 1);
             readings[b] += iv.readings_sent;
+            if iv.target_per_sec.is_some() {
+                targets[b][i] = iv.target_per_sec;
+            }
             if let Some(text) = &iv.latency_hdr {
                 let h = decode_histogram(text, "intervals[].latency_hdr")
                     .map_err(|m| ConfigError::new(path.display().to_string(), m))?;
@@ -162,12 +173,11 @@ fn merged(
         .filter(|&b| !hist[b].is_empty())
         .map(|b| (x(b), hist[b].value_at_quantile(0.99) as f64 / 1000.0))
         .collect();
-    let target = reports
-        .iter()
-        .map(|(_, r)| r.summary.target_rate)
-        .sum::<Option<f64>>()
-        .map(|t| vec![(0.0, t), (end, t)]);
-    Ok((rate, p99, target))
+    let target: Vec<(f64, f64)> = (0..bins)
+        .filter(|&b| targets[b].iter().any(Option::is_some))
+        .map(|b| (x(b), targets[b].iter().flatten().sum()))
+        .collect();
+    Ok((rate, p99, (!target.is_empty()).then_some(target)))
 }
 
 fn draw(out: &Path, throughput: &[Line], latency: &[Line]) -> Result<(), String> {

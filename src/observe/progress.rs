@@ -33,6 +33,10 @@ pub struct Watched<'a> {
     /// Where the intervals are kept for the run report (`run.report_file`), if anywhere:
     /// each with its latency histogram.
     pub intervals: Option<&'a mut Vec<IntervalRecord>>,
+    /// The live settings (the rate may be reloaded) and this instance's share of the
+    /// fleet, for each interval's target.
+    pub live: &'a crate::generate::live::Live,
+    pub share: f64,
 }
 
 /// The HdrHistogram interval log: each interval's latency histograms (µs), tagged
@@ -67,6 +71,10 @@ pub struct IntervalRecord {
     pub alerts_failed: u64,
     /// Readings generated per second in the interval.
     pub readings_per_sec: f64,
+    /// The target rate of this instance at the end of the interval (its share of
+    /// `run.rate`, as reloaded); null when unpaced.
+    #[serde(default)]
+    pub target_per_sec: Option<f64>,
     pub alerts_per_sec: f64,
     pub mb_per_sec: f64,
     /// Latency, from when each reading was due to its ack, of the readings acknowledged
@@ -104,6 +112,7 @@ impl IntervalRecord {
             alerts_delivered: now.alerts_delivered - last.alerts_delivered,
             alerts_failed: now.alerts_failed - last.alerts_failed,
             readings_per_sec,
+            target_per_sec: None,
             alerts_per_sec: report::rates(g.alerts - lg.alerts, 0, span).0,
             mb_per_sec,
             latency_ms,
@@ -348,7 +357,10 @@ fn report_interval(
     if !run.quiet {
         crate::output::report(run.sink == crate::config::SinkKind::Stdout, &line);
     }
-    let record = IntervalRecord::between(&last, &now, started, latency, ack);
+    let record = IntervalRecord {
+        target_per_sec: w.live.get().0.rate.map(|r| r * w.share),
+        ..IntervalRecord::between(&last, &now, started, latency, ack)
+    };
     if let Some(log) = w.interval_log.as_mut() {
         let text = serde_json::to_string(&record).expect("the record serialises");
         if let Err(e) = writeln!(log, "{text}").and_then(|()| log.flush()) {

@@ -189,3 +189,42 @@ fn a_report_file_that_cannot_be_written_fails_before_the_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
 }
+
+#[test]
+fn an_instance_is_paced_and_judged_on_its_share_of_the_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r1.json").display().to_string();
+    let out = run(&[
+        "--devices",
+        "1000",
+        "--rate",
+        "2000",
+        "--duration",
+        "2s",
+        "--instance-count",
+        "4",
+        "--instance-index",
+        "1",
+        "--report-interval",
+        "250ms",
+        "--report-file",
+        &file,
+        "--json",
+        "-q",
+    ]);
+    // 500 of 2000/s: judged against 500, not 2000 (which would be exit 4).
+    assert!(out.status.success(), "{out:?}");
+    let s = summary_from(&out.stdout);
+    assert_eq!(s["target_rate"].as_f64(), Some(500.0));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let intervals = report["intervals"].as_array().unwrap();
+    assert!(intervals.len() >= 4);
+    assert!(intervals
+        .iter()
+        .all(|i| i["target_per_sec"].as_f64() == Some(500.0)));
+    let svg = dir.path().join("run.svg").display().to_string();
+    assert!(run(&["report", "plot", &file, "-o", &svg]).status.success());
+    assert!(std::fs::read_to_string(&svg)
+        .unwrap()
+        .contains("r1.json target"));
+}

@@ -51,6 +51,8 @@ fn interval_lines_add_up_to_the_summary() {
     assert!(lines
         .iter()
         .any(|l| l["ack_latency_ms"]["p99"].as_f64().unwrap() > 0.0));
+    // An unpaced run has no target.
+    assert!(lines.iter().all(|l| l["target_per_sec"].is_null()));
 }
 
 #[test]
