@@ -248,6 +248,12 @@ pub const FLAGS: &[Flag] = &[
     },
     flag("sample-interval", "device.simulator.sample_interval", "DUR"),
     flag("time-scale", "device.simulator.time_scale", "K"),
+    flag(
+        "event-time",
+        "device.simulator.event_time",
+        "wall|simulated",
+    ),
+    flag("start", "device.simulator.start_time", "TIME"),
     flag("seed", "run.seed", "S"),
     flag("rate", "run.rate", "N"),
     flag("duration", "run.duration", "DUR"),

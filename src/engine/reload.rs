@@ -22,6 +22,7 @@ use crate::config::settings::Settings;
 use crate::deliver::kafka::settings::is_secret_key;
 use crate::error::{ConfigError, Error};
 use crate::generate::live::{Live, LiveSettings};
+use crate::model::spec::EventTime;
 use crate::shutdown::Shutdown;
 
 /// Setting paths that may change while running (prefixes).
@@ -170,6 +171,15 @@ fn reload(
         .iter()
         .map(|(path, _)| path.as_str())
         .filter(|p| !LIVE_PATHS.iter().any(|l| p.starts_with(l)))
+        .collect();
+    // Simulated event times must not jump: their clock is fixed for the run.
+    let clock_fixed = next.device.simulator.event_time == EventTime::Simulated;
+    let restart: Vec<&str> = restart
+        .into_iter()
+        .chain(changes.iter().map(|(p, _)| p.as_str()).filter(|p| {
+            clock_fixed
+                && (*p == "device.simulator.sample_interval" || *p == "device.simulator.time_scale")
+        }))
         .collect();
     if !restart.is_empty() {
         return Err(format!(
@@ -335,5 +345,28 @@ mod tests {
             assert!(err.contains("restart"), "{err}");
         }
         assert_eq!(l.version(), 1);
+    }
+
+    #[test]
+    fn simulated_event_time_fixes_the_clock_for_the_run() {
+        let mut current = Settings::default();
+        current.device.simulator.event_time = EventTime::Simulated;
+        let l = live();
+        let ok_log = |_: &str| Ok(());
+        for change in [
+            |s: &mut Settings| s.device.simulator.sample_interval = Dur(Duration::from_secs(60)),
+            |s: &mut Settings| s.device.simulator.time_scale = 60.0,
+            |s: &mut Settings| s.device.simulator.event_time = EventTime::Wall,
+        ] {
+            let mut next = current.clone();
+            change(&mut next);
+            let err = reload(&rebuild_to(next), &current, &l, &ok_log).unwrap_err();
+            assert!(err.contains("restart"), "{err}");
+        }
+        // The rest of the model still changes live.
+        let mut next = current.clone();
+        next.device.simulator.anomaly_rate = 0.2;
+        reload(&rebuild_to(next), &current, &l, &ok_log).unwrap();
+        assert_eq!(l.version(), 1, "only the allowed change was published");
     }
 }

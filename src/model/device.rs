@@ -18,7 +18,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::model::anomaly::{self, Active, Kind};
 use crate::model::fleet::{round2, round_int, stream_seed, Fleet, Identity, Location};
-use crate::model::spec::{FleetSpec, Sensor, Status};
+use crate::model::spec::{EventTime, FleetSpec, Sensor, Status};
 use crate::model::trend::TrendPoint;
 
 /// The `seq` whose stream seeds a device's initial state; real readings never reach it.
@@ -352,6 +352,10 @@ impl FleetSlice {
                 self.trend = Some((seq, t));
                 t
             }
+        };
+        let timestamp_ms = match self.fleet.spec.simulator.event_time {
+            EventTime::Wall => timestamp_ms,
+            EventTime::Simulated => self.fleet.derived.clock.timestamp_ms(seq),
         };
         let st = &mut self.states[(device - self.first) as usize];
         self.fleet.step(st, device, seq, &trend, timestamp_ms)

@@ -13,6 +13,17 @@ use crate::error::ConfigError;
 use crate::model::anomaly::Weights;
 use crate::units::{in_range, Count, Dur, Time};
 
+/// See [`SimulatorSpec::event_time`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventTime {
+    /// The wall-clock time the reading was made.
+    #[default]
+    Wall,
+    /// The reading's sample time on the simulated clock.
+    Simulated,
+}
+
 /// Upper bound on the fleet size: enough for any benchmark, small enough that per-device
 /// state (a few bytes each) always fits in memory.
 pub const MAX_DEVICES: u64 = 10_000_000;
@@ -59,6 +70,11 @@ pub struct SimulatorSpec {
     /// Simulated time of every device's first reading (RFC 3339, UTC); sets where in
     /// the day and the year the trends start.
     pub start_time: Time,
+    /// What a reading's `timestamp` is: `wall`, when it was made; or `simulated`, its
+    /// sample time on the simulated clock (start_time + seq × sample_interval ×
+    /// time_scale), deterministic from the seed, to backfill history with true event
+    /// times. With `simulated`, sample_interval and time_scale cannot be reloaded.
+    pub event_time: EventTime,
     /// Share of fresh noise per reading, in (0, 1]: each sensor follows
     /// x = (1 - v)·x_prev + noise, scaled so its sd stays the configured one. 1 makes
     /// readings independent; 0.3 is the design's 0.7·last + 0.3·new.
@@ -105,6 +121,7 @@ impl Default for SimulatorSpec {
             start_time: Time {
                 unix_s: 1_767_225_600,
             },
+            event_time: EventTime::Wall,
             // The design's smoothing, `0.7 * last + 0.3 * new`.
             data_variation: 0.3,
             // The design's anomaly rate.
@@ -343,6 +360,7 @@ impl FleetSpec {
         s.batch_size = kept.batch_size;
         s.queue_buffer_size = kept.queue_buffer_size;
         s.start_time = kept.start_time;
+        s.event_time = kept.event_time;
         s.buildings = kept.buildings;
         s.models = kept.models;
         s.firmwares = kept.firmwares;

@@ -44,6 +44,13 @@ impl SimClock {
         self.start_s + seq as f64 * self.step_s
     }
 
+    /// Simulated Unix time of reading `seq`, in milliseconds: its `timestamp` with
+    /// `event_time: simulated`.
+    #[inline]
+    pub fn timestamp_ms(&self, seq: u64) -> i64 {
+        (self.at(seq) * 1000.0).round() as i64
+    }
+
     /// The trend shapes at reading `seq`.
     pub fn trend(&self, seq: u64) -> TrendPoint {
         let t = self.at(seq);

@@ -13,6 +13,7 @@ mod determinism;
 mod distributed;
 mod encoding;
 mod engine;
+mod event_time;
 mod faults;
 mod golden;
 mod interval_log;
