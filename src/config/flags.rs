@@ -274,6 +274,8 @@ pub const FLAGS: &[Flag] = &[
 const PROPERTY_ID: &str = "kafka.librdkafka";
 /// `--no-create-topic`: `kafka.create_topic: false`.
 const NO_CREATE_ID: &str = "kafka.create_topic";
+/// `--realtime`: `run.realtime: true`.
+const REALTIME_ID: &str = "run.realtime";
 
 /// The flags that set no setting of their own.
 pub const INVOCATION_FLAGS: &[&str] = &["config", "sink", "json", "quiet", "help", "version"];
@@ -320,6 +322,12 @@ pub fn command() -> clap::Command {
                 .long("no-create-topic")
                 .action(ArgAction::SetTrue)
                 .help("Fail instead of creating the topic when it does not exist [setting: kafka.create_topic: false]"),
+        )
+        .arg(
+            Arg::new(REALTIME_ID)
+                .long("realtime")
+                .action(ArgAction::SetTrue)
+                .help(format!("{} [setting: run.realtime: true]", layers::doc(REALTIME_ID).unwrap_or_default().replace('\n', " "))),
         )
 }
 
@@ -384,6 +392,9 @@ fn overrides(m: &ArgMatches) -> (Vec<Override>, Vec<String>) {
     }
     if let Ok(Some(true)) = m.try_get_one::<bool>(NO_CREATE_ID) {
         push(NO_CREATE_ID, "false", "--no-create-topic".into());
+    }
+    if let Ok(Some(true)) = m.try_get_one::<bool>(REALTIME_ID) {
+        push(REALTIME_ID, "true", "--realtime".into());
     }
     for p in m
         .try_get_many::<String>(PROPERTY_ID)

@@ -41,6 +41,11 @@ pub struct RunSettings {
     /// Total messages per second, up to 1e9 (`50k` accepted); 0 or null is as fast as
     /// possible.
     pub rate: Option<Rate>,
+    /// Pace by the sample interval (the design's "send every 3 s" mode): each device
+    /// sends one reading per device.simulator.sample_interval of wall time, so the rate
+    /// is devices / sample_interval, following reloads of the interval. Excludes
+    /// run.rate.
+    pub realtime: bool,
     /// Stop after this long (e.g. 30s, 5m; up to 365 days); null runs until stopped.
     pub duration: Option<Dur>,
     /// Stop after this many readings in total (up to 10^15); null runs until stopped.
@@ -95,6 +100,7 @@ impl Default for RunSettings {
     fn default() -> Self {
         Self {
             rate: None,
+            realtime: false,
             duration: None,
             messages: None,
             seed: None,
@@ -188,6 +194,12 @@ impl Settings {
         self.device.validate()?;
         self.kafka.validate()?;
         self.run.validate(self.device.devices())?;
+        if self.run.realtime && self.run.target_rate().is_some() {
+            return Err(ConfigError::new(
+                "run.realtime",
+                "paces by the sample interval and cannot be combined with run.rate",
+            ));
+        }
         if log_level(&self.log.level).is_none() {
             return Err(ConfigError::new(
                 "log.level",

@@ -23,7 +23,13 @@ impl LiveSettings {
     /// The live part of `settings`.
     pub fn of(settings: &Settings) -> Self {
         Self {
-            rate: settings.run.target_rate(),
+            rate: if settings.run.realtime {
+                // One reading per device per sample interval of wall time.
+                let interval = settings.device.simulator.sample_interval.0.as_secs_f64();
+                Some(settings.device.devices() as f64 / interval)
+            } else {
+                settings.run.target_rate()
+            },
             fleet: settings.device.clone(),
         }
     }

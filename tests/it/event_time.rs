@@ -86,3 +86,29 @@ fn wall_event_time_stamps_the_time_a_reading_was_made() {
         }
     }
 }
+
+#[test]
+fn realtime_paces_each_device_once_per_sample_interval() {
+    let out = run(&[
+        "--realtime",
+        "--devices",
+        "100",
+        "--sample-interval",
+        "200ms",
+        "--duration",
+        "2s",
+        "--json",
+        "-q",
+    ]);
+    let s = crate::common::summary_from(&out.stdout);
+    // 100 devices, one reading each per 200 ms: 500 readings/s.
+    assert_eq!(s["target_rate"].as_f64(), Some(500.0));
+    // The schedule is never exceeded: at most one round per interval, plus the first.
+    let sent = s["messages_sent"].as_u64().unwrap();
+    assert!(sent <= 100 * (2000 / 200 + 1), "{sent}");
+    assert!(matches!(out.status.code(), Some(0 | 4)), "{out:?}");
+    // A rate and realtime pacing contradict each other.
+    let out = run(&["--realtime", "--rate", "100", "--messages", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--realtime"));
+}
