@@ -114,7 +114,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let started = Instant::now();
     let started_unix_s = unix_now();
     let mut workers = start_workers(run, &plan, &live, &shutdown)?;
-    let mut endpoints =
+    let endpoints =
         start_endpoints_or_stop(run, &mut workers, &deliveries, &live, &shutdown, &instance)?;
     let delivery = {
         let (shutdown, flush) = (Arc::clone(&shutdown), run.settings.kafka.flush_timeout.0);
@@ -148,9 +148,8 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         .map_err(|_| Error::Panicked("iotblast-delivery".into()))?;
     let elapsed = started.elapsed();
     let generation = generation_time(&stats, started, elapsed);
-    if let Some(e) = endpoints.as_mut() {
-        e.stop();
-    }
+    // Stops the listeners (`Endpoints` stops on drop).
+    drop(endpoints);
     let summary = Summary::collect(Finished {
         run,
         generated: Generated::sum(&stats),
@@ -162,7 +161,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
         warmup,
     });
-    if let (Some(out), Some(path)) = (report_file.as_mut(), &run.settings.run.report_file) {
+    if let Some(out) = report_file.as_mut() {
         let parts = report_file::Parts {
             run,
             started_unix_s,
@@ -171,9 +170,21 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
             histograms: deliveries.with(|d| report_file::Histograms::of(d)),
             intervals,
         };
-        RunReport::from(parts).write(out, path)?;
+        write_report(parts, out)?;
     }
     Ok(summary)
+}
+
+/// Writes the run report to the file `run.report_file` names, created at the start.
+fn write_report(parts: report_file::Parts<'_>, out: &mut impl std::io::Write) -> Result<(), Error> {
+    let path = parts
+        .run
+        .settings
+        .run
+        .report_file
+        .clone()
+        .unwrap_or_default();
+    RunReport::from(parts).write(out, &path)
 }
 
 /// Starts the endpoints; if they fail, stops the workers first. They are running and

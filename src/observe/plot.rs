@@ -60,48 +60,9 @@ fn lines(reports: &[(PathBuf, RunReport)]) -> Result<(Vec<Line>, Vec<Line>), Err
             path.file_name()
                 .map_or("run".into(), |n| n.to_string_lossy().into_owned())
         };
-        let at = |t_s: f64| r.started_unix_s - t0 + t_s;
-        throughput.push(Line {
-            label: format!("{name} achieved"),
-            points: r
-                .intervals
-                .iter()
-                .map(|iv| (at(iv.t_s), iv.readings_per_sec))
-                .collect(),
-            color,
-        });
-        // Each interval's target, so that a reloaded rate shows where it changed.
-        let target: Vec<(f64, f64)> = r
-            .intervals
-            .iter()
-            .filter_map(|iv| iv.target_per_sec.map(|t| (at(iv.t_s), t)))
-            .collect();
-        if !target.is_empty() {
-            throughput.push(Line {
-                label: format!("{name} target"),
-                points: target,
-                color: RGBColor(color.0 / 2, color.1 / 2, color.2 / 2),
-            });
-        }
-        for (q, what) in [(0.5, "p50"), (0.99, "p99")] {
-            latency.push(Line {
-                label: format!("{name} {what}"),
-                points: r
-                    .intervals
-                    .iter()
-                    .filter(|iv| iv.readings_delivered > 0)
-                    .map(|iv| {
-                        let l = &iv.latency_ms;
-                        (at(iv.t_s), if q < 0.9 { l.p50 } else { l.p99 })
-                    })
-                    .collect(),
-                color: if q < 0.9 {
-                    RGBColor(color.0 / 2, color.1 / 2, color.2 / 2)
-                } else {
-                    color
-                },
-            });
-        }
+        let (t, l) = instance_lines(&name, color, r, r.started_unix_s - t0);
+        throughput.extend(t);
+        latency.extend(l);
     }
     if many {
         let (rate, p99, target) = merged(reports, t0)?;
@@ -124,6 +85,54 @@ fn lines(reports: &[(PathBuf, RunReport)]) -> Result<(Vec<Line>, Vec<Line>), Err
         });
     }
     Ok((throughput, latency))
+}
+
+/// One instance's throughput lines (achieved, target) and latency lines (p50, p99),
+/// its times shifted by `offset` seconds.
+fn instance_lines(
+    name: &str,
+    color: RGBColor,
+    r: &RunReport,
+    offset: f64,
+) -> (Vec<Line>, Vec<Line>) {
+    let at = |t_s: f64| offset + t_s;
+    let dim = RGBColor(color.0 / 2, color.1 / 2, color.2 / 2);
+    let mut throughput = vec![Line {
+        label: format!("{name} achieved"),
+        points: r
+            .intervals
+            .iter()
+            .map(|iv| (at(iv.t_s), iv.readings_per_sec))
+            .collect(),
+        color,
+    }];
+    // Each interval's target, so that a reloaded rate shows where it changed.
+    let target: Vec<(f64, f64)> = r
+        .intervals
+        .iter()
+        .filter_map(|iv| iv.target_per_sec.map(|t| (at(iv.t_s), t)))
+        .collect();
+    if !target.is_empty() {
+        throughput.push(Line {
+            label: format!("{name} target"),
+            points: target,
+            color: dim,
+        });
+    }
+    let acked = || r.intervals.iter().filter(|iv| iv.readings_delivered > 0);
+    let latency = vec![
+        Line {
+            label: format!("{name} p50"),
+            points: acked().map(|iv| (at(iv.t_s), iv.latency_ms.p50)).collect(),
+            color: dim,
+        },
+        Line {
+            label: format!("{name} p99"),
+            points: acked().map(|iv| (at(iv.t_s), iv.latency_ms.p99)).collect(),
+            color,
+        },
+    ];
+    (throughput, latency)
 }
 
 /// Merged readings per second and p99 latency (ms) per time bin, and the summed target.
