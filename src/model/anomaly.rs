@@ -78,7 +78,7 @@ pub const MAX_WEIGHT: f64 = 1e6;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Weights {
-    /// One reading multiplied by 2 to 5.
+    /// One reading jumping 50 to 95 % of the way to the sensor's range maximum.
     pub spike: f64,
     /// An offset ramping to 3 to 6 sd over 20 to 200 readings.
     pub drift: f64,
@@ -174,7 +174,8 @@ pub struct Active {
     pub length: u16,
     /// Seq of its first reading.
     pub since: u64,
-    /// Spike: the factor. Drift: the final offset in σ. Stuck: the repeated value.
+    /// Spike: the share of the way to the range's maximum. Drift: the final offset in
+    /// σ. Stuck: the repeated value.
     pub param: f32,
 }
 
@@ -186,11 +187,15 @@ impl Active {
     }
 
     /// The analog value at `seq` given the undisturbed value `v`: `None` is a dropout.
-    /// `mean` and `sd` are the sensor's.
+    /// `sd` and `max` are the sensor's.
+    ///
+    /// A spike jumps `param` (0.5 to 0.95, uniform) of the way from the value to the
+    /// sensor's range maximum: always inside the range and never piled up at its edge,
+    /// as multiplying the value did (every pressure spike read exactly 1050).
     #[inline]
-    pub fn apply(&self, seq: u64, v: f64, mean: f64, sd: f64) -> Option<f64> {
+    pub fn apply(&self, seq: u64, v: f64, sd: f64, max: f64) -> Option<f64> {
         match self.kind {
-            Kind::Spike => Some(if v > 0.0 { v } else { mean } * self.param as f64),
+            Kind::Spike => Some(v + (max - v).max(0.0) * self.param as f64),
             Kind::Drift => {
                 let progress = (seq - self.since + 1) as f64 / self.length as f64;
                 Some(v + self.param as f64 * sd * progress)
@@ -248,12 +253,15 @@ mod tests {
             since: 100,
             param,
         };
-        assert_eq!(a(Kind::Spike, 3.0).apply(100, 20.0, 25.0, 5.0), Some(60.0));
-        assert_eq!(a(Kind::Spike, 2.0).apply(100, -4.0, 25.0, 5.0), Some(50.0));
-        assert_eq!(a(Kind::Drift, 4.0).apply(109, 25.0, 25.0, 5.0), Some(45.0));
-        assert_eq!(a(Kind::Drift, 4.0).apply(104, 25.0, 25.0, 5.0), Some(35.0));
-        assert_eq!(a(Kind::Stuck, 21.5).apply(105, 30.0, 25.0, 5.0), Some(21.5));
-        assert_eq!(a(Kind::Dropout, 0.0).apply(105, 30.0, 25.0, 5.0), None);
+        // Temperature: sd 5, range max 60.
+        assert_eq!(a(Kind::Spike, 0.5).apply(100, 20.0, 5.0, 60.0), Some(40.0));
+        assert_eq!(a(Kind::Spike, 0.75).apply(100, -4.0, 5.0, 60.0), Some(44.0));
+        // Already at or past the maximum: no further (the caller clamps).
+        assert_eq!(a(Kind::Spike, 0.9).apply(100, 61.0, 5.0, 60.0), Some(61.0));
+        assert_eq!(a(Kind::Drift, 4.0).apply(109, 25.0, 5.0, 60.0), Some(45.0));
+        assert_eq!(a(Kind::Drift, 4.0).apply(104, 25.0, 5.0, 60.0), Some(35.0));
+        assert_eq!(a(Kind::Stuck, 21.5).apply(105, 30.0, 5.0, 60.0), Some(21.5));
+        assert_eq!(a(Kind::Dropout, 0.0).apply(105, 30.0, 5.0, 60.0), None);
         assert!(a(Kind::Stuck, 0.0).covers(109));
         assert!(!a(Kind::Stuck, 0.0).covers(110));
         assert!(!a(Kind::Stuck, 0.0).covers(99));

@@ -24,6 +24,9 @@ use crate::model::trend::TrendPoint;
 /// The `seq` whose stream seeds a device's initial state; real readings never reach it.
 const INIT: u64 = u64::MAX;
 
+/// A spike goes a uniform share of the way from the value to the range maximum.
+const SPIKE_SHARE: (f64, f64) = (0.5, 0.95);
+
 /// Readings between two 1 % steps of battery drain.
 pub const BATTERY_DRAIN_READINGS: u64 = 2_000;
 
@@ -253,7 +256,7 @@ impl Fleet {
             let sp = self.spec.thresholds.sensor(sensor);
             let hit = active.filter(|a| a.kind.hits_analog() && a.sensor as usize == i);
             let v = match hit {
-                Some(a) => a.apply(seq, values[i], sp.mean, sp.sd),
+                Some(a) => a.apply(seq, values[i], sp.sd, sp.max),
                 None => Some(values[i]),
             };
             (values[i], status[i]) = match v {
@@ -288,7 +291,7 @@ impl Fleet {
         let u = uniform(rng);
         let sp = self.spec.thresholds.sensor(Sensor::ALL[sensor as usize]);
         let param = match kind {
-            Kind::Spike => 2.0 + 3.0 * u,
+            Kind::Spike => SPIKE_SHARE.0 + (SPIKE_SHARE.1 - SPIKE_SHARE.0) * u,
             Kind::Drift => 3.0 + 3.0 * u,
             Kind::Stuck => values[sensor as usize].clamp(sp.min, sp.max),
             Kind::BatteryDrain => {
@@ -549,6 +552,51 @@ mod tests {
                 }
                 _ => assert!(r.values.iter().all(|v| !v.is_nan())),
             }
+        }
+    }
+
+    #[test]
+    fn spikes_stay_inside_the_range_without_piling_at_its_edge() {
+        let spec = FleetSpec::with_simulator(|s| {
+            s.anomaly_rate = 0.05;
+            s.anomaly_weights = crate::model::anomaly::Weights {
+                spike: 1.0,
+                drift: 0.0,
+                stuck: 0.0,
+                dropout: 0.0,
+                chatter: 0.0,
+                battery_drain: 0.0,
+            };
+        });
+        let f = Fleet::new(spec, 13);
+        // Per sensor: [spiked, spiked at the maximum, undisturbed, undisturbed at it].
+        let mut counts = [[0u32; 4]; 4];
+        for r in generate(&f, 1000, 200) {
+            for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
+                let sp = f.spec.thresholds.sensor(sensor);
+                let v = r.values[i];
+                assert!((sp.min..=sp.max).contains(&v), "{sensor:?} {v}");
+                let spiked = r.anomaly.is_some_and(|a| a.sensor as usize == i);
+                let c = &mut counts[i][if spiked { 0 } else { 2 }..];
+                c[0] += 1;
+                c[1] += u32::from(v >= sp.max - 0.01);
+            }
+        }
+        // Multiplying the value put every pressure spike at 1050. A share of the
+        // headroom adds nothing at the edge: only values already there stay there (the
+        // seeds' pressure range ends 1.85 sd above the mean, so ~5 % of all readings
+        // are clamped to it).
+        for (i, [spiked, spiked_edge, plain, plain_edge]) in counts.into_iter().enumerate() {
+            assert!(spiked > 1_000, "{i}: {spiked} spikes");
+            let (spiked_share, plain_share) = (
+                spiked_edge as f64 / spiked as f64,
+                plain_edge as f64 / plain as f64,
+            );
+            assert!(
+                spiked_share <= 1.5 * plain_share + 0.005,
+                "{:?}: {spiked_share} of spikes at the maximum, {plain_share} of other readings",
+                Sensor::ALL[i]
+            );
         }
     }
 
