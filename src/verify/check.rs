@@ -52,7 +52,7 @@ const NEW: Device = Device {
 };
 
 /// Counts, per kind of finding.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     pub readings: u64,
     pub alerts: u64,
@@ -66,7 +66,7 @@ pub struct Counts {
     pub reorders: u64,
     /// Messages that do not parse or break a schema rule, the key rule included.
     pub invalid: u64,
-    /// Readings on another partition than their device's first.
+    /// Readings on another partition than their device's first (Kafka only).
     pub misplaced: u64,
     pub alert_duplicates: u64,
     pub alert_reorders: u64,

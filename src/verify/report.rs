@@ -23,17 +23,9 @@ pub struct E2eLatency {
 pub struct Report {
     /// `kafka://BROKERS/TOPIC`, a file path, or `-` for stdin.
     pub source: String,
-    pub readings: u64,
-    pub alerts: u64,
-    pub devices: u64,
-    pub gaps: u64,
-    pub duplicates: u64,
-    pub reorders: u64,
-    pub invalid: u64,
-    /// Readings on another partition than their device's first (Kafka only).
-    pub misplaced: u64,
-    pub alert_duplicates: u64,
-    pub alert_reorders: u64,
+    /// The checker's counts, as top-level fields of the JSON report.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Invalid messages by reason.
     pub invalid_reasons: BTreeMap<String, u64>,
     /// `--expect`, if given.
@@ -60,18 +52,8 @@ impl Report {
         expected: Option<u64>,
         kafka: bool,
     ) -> Self {
-        let Counts {
-            readings,
-            alerts,
-            devices,
-            gaps,
-            duplicates,
-            reorders,
-            invalid,
-            misplaced,
-            alert_duplicates,
-            alert_reorders,
-        } = checker.counts().clone();
+        let counts = checker.counts().clone();
+        let c = &counts;
         let h = &checker.latency_ms;
         let e2e_latency_ms = (kafka && !h.is_empty()).then(|| E2eLatency {
             p50: h.value_at_quantile(0.5),
@@ -80,20 +62,13 @@ impl Report {
             p999: h.value_at_quantile(0.999),
             max: h.max(),
         });
-        let clean = gaps + duplicates + reorders + invalid + misplaced + alert_duplicates == 0;
-        let msgs = readings + alerts + invalid;
+        let clean =
+            c.gaps + c.duplicates + c.reorders + c.invalid + c.misplaced + c.alert_duplicates == 0;
+        let msgs = c.readings + c.alerts + c.invalid;
+        let ok = clean && expected.is_none_or(|n| n == c.readings);
         Self {
             source,
-            readings,
-            alerts,
-            devices,
-            gaps,
-            duplicates,
-            reorders,
-            invalid,
-            misplaced,
-            alert_duplicates,
-            alert_reorders,
+            counts,
             invalid_reasons: checker
                 .reasons
                 .iter()
@@ -108,30 +83,28 @@ impl Report {
             },
             e2e_latency_ms,
             timestamps_in_the_future: checker.from_the_future,
-            ok: clean && expected.is_none_or(|n| n == readings),
+            ok,
         }
     }
 
     /// What failed, for the error message; empty if it passed.
     pub fn problems(&self) -> String {
+        let c = &self.counts;
         let mut p = Vec::new();
         for (n, what) in [
-            (self.gaps, "missing"),
-            (self.duplicates, "duplicated"),
-            (self.reorders, "out of order"),
-            (self.invalid, "invalid"),
-            (self.misplaced, "on a second partition"),
-            (self.alert_duplicates, "duplicated alerts"),
+            (c.gaps, "missing"),
+            (c.duplicates, "duplicated"),
+            (c.reorders, "out of order"),
+            (c.invalid, "invalid"),
+            (c.misplaced, "on a second partition"),
+            (c.alert_duplicates, "duplicated alerts"),
         ] {
             if n > 0 {
                 p.push(format!("{n} {what}"));
             }
         }
-        if let Some(e) = self.expected.filter(|&e| e != self.readings) {
-            p.push(format!(
-                "{} readings where {e} were expected",
-                self.readings
-            ));
+        if let Some(e) = self.expected.filter(|&e| e != c.readings) {
+            p.push(format!("{} readings where {e} were expected", c.readings));
         }
         p.join(", ")
     }
@@ -139,26 +112,22 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
         writeln!(
             f,
             "{} readings from {} devices, {} alerts, read from {} in {:.2} s ({:.0} msg/s)",
-            self.readings,
-            self.devices,
-            self.alerts,
-            self.source,
-            self.elapsed_s,
-            self.msgs_per_sec
+            c.readings, c.devices, c.alerts, self.source, self.elapsed_s, self.msgs_per_sec
         )?;
         writeln!(
             f,
             "gaps {}, duplicates {}, reorders {}, invalid {}, misplaced {}; alerts: duplicates {}, reorders {}",
-            self.gaps,
-            self.duplicates,
-            self.reorders,
-            self.invalid,
-            self.misplaced,
-            self.alert_duplicates,
-            self.alert_reorders
+            c.gaps,
+            c.duplicates,
+            c.reorders,
+            c.invalid,
+            c.misplaced,
+            c.alert_duplicates,
+            c.alert_reorders
         )?;
         for (reason, n) in &self.invalid_reasons {
             writeln!(f, "  invalid: {n} × {reason}")?;
