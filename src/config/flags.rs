@@ -298,7 +298,7 @@ fn version() -> &'static str {
         format!(
             "{} (librdkafka {})",
             env!("CARGO_PKG_VERSION"),
-            rdkafka::util::get_rdkafka_version().1
+            crate::deliver::kafka::librdkafka_version()
         )
     })
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 
-/// Latency histograms record microseconds from 1 µs to 10 minutes at 3 significant digits.
-fn histogram() -> Histogram<u64> {
+/// Latency histograms record microseconds from 1 µs to 10 minutes at 3 significant
+/// digits: the run's, and the ones `report merge` and `report plot` add them into.
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
 }
 

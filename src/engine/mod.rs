@@ -134,7 +134,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         hdr_log: hdr_log.as_mut().map(|f| f as &mut dyn std::io::Write),
         intervals: report_file.is_some().then_some(&mut intervals),
         live: &live,
-        share: (instance.end - instance.start) as f64 / run.devices().max(1) as f64,
+        share: topology::instance_share(run),
     };
     let warmup = progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();
@@ -161,7 +161,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
         warmup,
     });
-    if let Some(out) = report_file.as_mut() {
+    if let (Some(out), Some(path)) = (report_file.as_mut(), &run.settings.run.report_file) {
         let parts = report_file::Parts {
             run,
             started_unix_s,
@@ -170,21 +170,9 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
             histograms: deliveries.with(|d| report_file::Histograms::of(d)),
             intervals,
         };
-        write_report(parts, out)?;
+        RunReport::from(parts).write(out, path)?;
     }
     Ok(summary)
-}
-
-/// Writes the run report to the file `run.report_file` names, created at the start.
-fn write_report(parts: report_file::Parts<'_>, out: &mut impl std::io::Write) -> Result<(), Error> {
-    let path = parts
-        .run
-        .settings
-        .run
-        .report_file
-        .clone()
-        .unwrap_or_default();
-    RunReport::from(parts).write(out, &path)
 }
 
 /// Starts the endpoints; if they fail, stops the workers first. They are running and
@@ -410,7 +398,7 @@ fn start_endpoints(
         },
         Identity {
             devices: instance.end - instance.start,
-            fleet_devices: run.devices(),
+            share: topology::instance_share(run),
             workers: workers.handles.len(),
             instance_index: run.settings.run.instance_index,
             instance_count: run.settings.run.instance_count,

@@ -65,6 +65,12 @@ pub fn instance_devices(run: &Run) -> Range<u64> {
     split(run.devices(), r.instance_count as usize)[r.instance_index as usize].clone()
 }
 
+/// This instance's share of the fleet, and so of the fleet's rate: its devices over all.
+pub fn instance_share(run: &Run) -> f64 {
+    let mine = instance_devices(run);
+    (mine.end - mine.start) as f64 / run.devices().max(1) as f64
+}
+
 /// `0..total` in `parts` contiguous ranges whose lengths differ by at most one.
 pub fn split(total: u64, parts: usize) -> Vec<Range<u64>> {
     let parts = parts.max(1) as u64;

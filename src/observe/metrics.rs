@@ -37,9 +37,10 @@ pub struct Sources {
 /// What a process is in the fleet: fixed for the run.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity {
-    /// Simulated devices in this process, and in the whole fleet.
+    /// Simulated devices in this process.
     pub devices: u64,
-    pub fleet_devices: u64,
+    /// Its share of the fleet, and so of the fleet's rate (`topology::instance_share`).
+    pub share: f64,
     /// Generator threads.
     pub workers: usize,
     /// This instance's index and the instance count (`run.instance_index`, `_count`).
@@ -220,7 +221,10 @@ fn register_identity(r: &Registry, id: &Identity) {
             &["version", "librdkafka"],
         ),
     )
-    .with_label_values(&[env!("CARGO_PKG_VERSION"), &librdkafka_version()])
+    .with_label_values(&[
+        env!("CARGO_PKG_VERSION"),
+        &crate::deliver::kafka::librdkafka_version(),
+    ])
     .set(1);
 }
 
@@ -279,7 +283,7 @@ impl Metrics {
             sources,
             counters,
             target_rate,
-            share: id.devices as f64 / id.fleet_devices.max(1) as f64,
+            share: id.share,
             queued,
             scrape: Mutex::new(()),
         }
@@ -349,11 +353,6 @@ impl Metrics {
     }
 }
 
-/// The librdkafka version the binary runs with, e.g. `2.12.1`.
-pub fn librdkafka_version() -> String {
-    rdkafka::util::get_rdkafka_version().1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,7 +376,7 @@ mod tests {
             },
             Identity {
                 devices: 1000,
-                fleet_devices: 1000,
+                share: 1.0,
                 workers: 1,
                 instance_index: 1,
                 instance_count: 3,

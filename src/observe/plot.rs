@@ -155,7 +155,7 @@ fn merged(
     // Per bin, each instance's latest target.
     let mut targets = vec![vec![None; reports.len()]; bins];
     let mut hist: Vec<Histogram<u64>> = (0..bins)
-        .map(|_| Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"))
+        .map(|_| crate::deliver::stats::histogram())
         .collect();
     for (i, (path, r)) in reports.iter().enumerate() {
         for iv in &r.intervals {

@@ -195,8 +195,7 @@ impl Summary {
             }
             let [msgs_per_sec, alerts_per_sec, total_per_sec, mb_per_sec] = measured_rates(d, &f);
             // Each instance paces its share of the fleet's rate (its share of the devices).
-            let mine = crate::generate::topology::instance_devices(f.run);
-            let share = (mine.end - mine.start) as f64 / f.run.devices().max(1) as f64;
+            let share = crate::generate::topology::instance_share(f.run);
             let target_rate = f.live.get().0.rate.map(|r| r * share);
             let achieved_rate = rates(g.messages, 0, f.generation).0;
             Summary {

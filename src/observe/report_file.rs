@@ -169,8 +169,8 @@ fn refuse_duplicates(reports: &[(PathBuf, RunReport)]) -> Result<(), Error> {
 fn add_histograms(
     reports: &[(PathBuf, RunReport)],
 ) -> Result<(Histogram<u64>, Histogram<u64>), Error> {
-    let mut latency = empty_histogram();
-    let mut ack_latency = empty_histogram();
+    let mut latency = crate::deliver::stats::histogram();
+    let mut ack_latency = crate::deliver::stats::histogram();
     for (path, r) in reports {
         let name = path.display().to_string();
         let add = |into: &mut Histogram<u64>, text: &str, what: &str| {
@@ -314,10 +314,6 @@ pub fn union_seconds(mut windows: Vec<(f64, f64)>) -> f64 {
     total + current.map_or(0.0, |(s, e)| e - s)
 }
 
-fn empty_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
-}
-
 /// `iotblast report merge FILE...`: prints the merged summary as a run prints its own;
 /// the exit status is a run's, judged on the merged counts.
 pub fn run_merge(files: &[PathBuf], json: bool) -> Result<(), Error> {
@@ -395,7 +391,7 @@ mod tests {
 
     #[test]
     fn a_histogram_survives_the_round_trip() {
-        let mut h = empty_histogram();
+        let mut h = crate::deliver::stats::histogram();
         for v in [1, 10, 100, 1000, 123_456] {
             h.record(v).unwrap();
         }

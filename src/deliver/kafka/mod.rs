@@ -70,6 +70,12 @@ impl ClientContext for DeliveryContext {
     }
 }
 
+/// The librdkafka version the binary runs with, e.g. `2.12.1` (`--version`,
+/// `iotblast_build_info`).
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}
+
 /// How long to serve librdkafka's queued error events after a failed start-up request.
 pub const ERROR_EVENTS: Duration = Duration::from_millis(100);
 
