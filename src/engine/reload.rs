@@ -38,6 +38,7 @@ const LIVE_PATHS: &[&str] = &[
     "device.simulator.trend_strength",
     "device.simulator.switch_on_probability",
     "device.simulator.switch_dwell",
+    "device.simulator.alert_hysteresis",
     "log.level",
 ];
 

@@ -268,14 +268,7 @@ mod tests {
     fn encodes_the_documented_layout() {
         let fleet = Fleet::new(FleetSpec::default(), 5);
         let enc = Encoder::new(&fleet);
-        let mut st = fleet.init_state(42);
-        let r = fleet.step(
-            &mut st,
-            42,
-            17,
-            &fleet.derived.clock.trend(17),
-            1_735_689_600_123,
-        );
+        let r = fleet.last_reading(42, 17..18, 1_735_689_600_123);
         let mut out = Vec::new();
         enc.encode(&r, &mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();

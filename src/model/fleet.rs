@@ -2,6 +2,8 @@
 //! them, plus what a device is (identity, location) as a pure function of its index,
 //! so the same device looks the same in every run, on any core and in any instance.
 
+use crate::model::device::{NOISE_SHARE, NOISE_TAU_S};
+use crate::model::environment::{Ou, CLIMATE_TAU_S, LOAD_TAU_S, WEATHER_TAU_S};
 use crate::model::spec::FleetSpec;
 use crate::model::trend::SimClock;
 
@@ -38,61 +40,93 @@ pub struct Fleet {
 /// Constants the per-reading step needs, computed once from the spec.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Derived {
-    /// AR(1) coefficient of the sensor noise.
-    pub phi: f64,
-    /// Innovation scale `sqrt(1 - phi²)`, which keeps the stationary sd at 1.
-    pub innovation: f64,
+    /// One reading's step of each analog sensor's own noise (see `NOISE_TAU_S`).
+    pub noise: [Ou; 4],
+    /// Square roots of each analog sensor's variance shares: shared environment,
+    /// calibration offset, own noise. The shares sum to 1.
+    pub mix: [[f64; 3]; 4],
+    /// One reading's step of the signal-strength wobble.
+    pub signal: Ou,
+    /// One reading's step of the site's weather, a building's climate, a floor's load.
+    pub weather: [Ou; 3],
+    pub climate: Ou,
+    pub load: Ou,
     /// Switch chain: P(off → on) and P(on → off) per reading.
     pub switch_up: f64,
     pub switch_down: f64,
-    /// Weather (pressure OU process) decay and innovation per reading.
-    pub weather_decay: f64,
-    pub weather_innovation: f64,
     /// Cumulative anomaly kind probabilities.
     pub anomaly_cumulative: [f64; 6],
     /// Scale of all trends; 0 when they are off.
     pub trend_strength: f64,
+    /// How far below a threshold a value must fall to leave its status, in sd.
+    pub hysteresis: f64,
     pub clock: SimClock,
 }
 
-/// Mean reversion time of the weather's pressure swings: half a day.
-const WEATHER_TAU_S: f64 = 12.0 * 3600.0;
+/// Mean reversion time of the signal strength's wobble.
+const SIGNAL_TAU_S: f64 = 60.0;
 
 impl Derived {
     pub fn new(spec: &FleetSpec) -> Self {
         let s = &spec.simulator;
-        let phi = 1.0 - s.data_variation;
-        // Two-state chain with stationary P(on) = p: up·(1-p) = down·p. The rarer state
-        // lasts `switch_dwell` readings on average (1/its leaving probability).
-        let p = s.switch_on_probability;
-        let (switch_up, switch_down) = if p <= 0.0 {
-            (0.0, 1.0)
-        } else if p >= 1.0 {
-            (1.0, 0.0)
-        } else if p >= 0.5 {
-            let up = 1.0 / s.switch_dwell;
-            (up, up * (1.0 - p) / p)
-        } else {
-            let down = 1.0 / s.switch_dwell;
-            (down * p / (1.0 - p), down)
-        };
         let step_s = s.sample_interval.0.as_secs_f64() * s.time_scale;
-        let weather_decay = (-step_s / WEATHER_TAU_S).exp();
+        let (switch_up, switch_down) = switch_chain(
+            s.switch_on_probability,
+            s.switch_dwell.0.as_secs_f64(),
+            step_s,
+        );
+        let trend_strength = spec.trend_strength();
+        // With the trends off there is no shared environment: each device is on its own.
+        let shared = if trend_strength > 0.0 {
+            1.0 - s.data_variation
+        } else {
+            0.0
+        };
+        let mix = NOISE_SHARE.map(|n| {
+            let noise = n * s.data_variation;
+            [
+                shared.sqrt(),
+                (1.0 - shared - noise).max(0.0).sqrt(),
+                noise.sqrt(),
+            ]
+        });
         Self {
-            phi,
-            innovation: (1.0 - phi * phi).sqrt(),
+            noise: NOISE_TAU_S.map(|tau| Ou::new(tau, step_s)),
+            mix,
+            signal: Ou::new(SIGNAL_TAU_S, step_s),
+            weather: WEATHER_TAU_S.map(|tau| Ou::new(tau, step_s)),
+            climate: Ou::new(CLIMATE_TAU_S, step_s),
+            load: Ou::new(LOAD_TAU_S, step_s),
             switch_up,
             switch_down,
-            weather_decay,
-            weather_innovation: (1.0 - weather_decay * weather_decay).sqrt(),
             anomaly_cumulative: s.anomaly_weights.cumulative(),
-            trend_strength: spec.trend_strength(),
+            trend_strength,
+            hysteresis: s.alert_hysteresis,
             clock: SimClock {
                 start_s: s.start_time.unix_s as f64,
                 step_s,
             },
         }
     }
+}
+
+/// The switch as a two-state continuous-time chain with stationary P(on) = `p`, whose
+/// rarer state lasts `dwell_s` on average, sampled exactly every `step_s`: P(off → on)
+/// and P(on → off) per reading.
+fn switch_chain(p: f64, dwell_s: f64, step_s: f64) -> (f64, f64) {
+    if p <= 0.0 {
+        return (0.0, 1.0);
+    }
+    if p >= 1.0 {
+        return (1.0, 0.0);
+    }
+    // The rarer state is left at rate 1/dwell; with λ_up·(1 - p) = λ_down·p the total
+    // rate is λ = λ_up + λ_down = 1 / (dwell · max(p, 1 - p)). Over a step the chain
+    // forgets its state with probability k = 1 - e^(-λ·step) and then lands on `on`
+    // with probability p.
+    let rate = 1.0 / (dwell_s * p.max(1.0 - p));
+    let k = 1.0 - (-rate * step_s).exp();
+    (p * k, (1.0 - p) * k)
 }
 
 impl Fleet {
@@ -203,9 +237,32 @@ mod tests {
     #[test]
     fn status_follows_thresholds() {
         let t = FleetSpec::default().thresholds.temperature;
-        assert_eq!(t.status(20.0), Status::Normal);
-        assert_eq!(t.status(35.0), Status::Warning);
-        assert_eq!(t.status(50.0), Status::Error);
+        assert_eq!(t.status(t.warning - 0.01), Status::Normal);
+        assert_eq!(t.status(t.warning), Status::Warning);
+        assert_eq!(t.status(t.error), Status::Error);
+    }
+
+    #[test]
+    fn a_status_drops_only_below_its_threshold_less_the_hysteresis() {
+        let t = FleetSpec::default().thresholds.temperature;
+        let (w, e, h) = (t.warning, t.error, 1.0);
+        // Rising: as soon as a threshold is reached, from any status.
+        assert_eq!(t.status_after(w, Status::Normal, h), Status::Warning);
+        assert_eq!(t.status_after(e, Status::Offline, h), Status::Error);
+        // Falling: held until the value is h below the threshold.
+        assert_eq!(t.status_after(w - 0.5, Status::Warning, h), Status::Warning);
+        assert_eq!(t.status_after(w - 1.0, Status::Warning, h), Status::Warning);
+        assert_eq!(t.status_after(w - 1.01, Status::Warning, h), Status::Normal);
+        assert_eq!(t.status_after(e - 0.5, Status::Error, h), Status::Error);
+        assert_eq!(t.status_after(e - 1.01, Status::Error, h), Status::Warning);
+        assert_eq!(t.status_after(w - 1.01, Status::Error, h), Status::Normal);
+        // After a dropout a value is judged afresh.
+        assert_eq!(t.status_after(w - 0.5, Status::Offline, h), Status::Normal);
+        // No hysteresis: the plain thresholds.
+        assert_eq!(
+            t.status_after(w - 0.01, Status::Warning, 0.0),
+            Status::Normal
+        );
     }
 
     fn fleet(devices: u64, tune: impl FnOnce(&mut FleetSpec)) -> Fleet {

@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod device;
+pub mod environment;
 pub mod fleet;
 pub mod spec;
 pub mod trend;
@@ -12,3 +13,6 @@ pub mod trend;
 pub use device::{generate, DeviceState, FleetSlice, Label, Reading};
 pub use fleet::{round2, round_int, Fleet, Identity, Location};
 pub use spec::{FleetSpec, Sensor, SensorSpec, SimulatorSpec, Status, Thresholds, MAX_DEVICES};
+
+#[cfg(test)]
+mod statistics;

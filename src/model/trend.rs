@@ -51,6 +51,20 @@ impl SimClock {
         (self.at(seq) * 1000.0).round() as i64
     }
 
+    /// The day's temperature shape at reading `seq` for a building whose HVAC delays
+    /// it by `lag_h` hours: `diurnal`, shifted.
+    #[inline]
+    pub fn day_shape(&self, seq: u64, lag_h: f64) -> f64 {
+        let hour = self.at(seq).rem_euclid(DAY_S) / 3600.0;
+        (TAU * (hour - TEMPERATURE_PEAK_HOUR - lag_h) / 24.0).cos()
+    }
+
+    /// Whole simulated seconds from seq 0 to reading `seq`.
+    #[inline]
+    pub fn elapsed_s(&self, seq: u64) -> f64 {
+        seq as f64 * self.step_s
+    }
+
     /// The trend shapes at reading `seq`.
     pub fn trend(&self, seq: u64) -> TrendPoint {
         let t = self.at(seq);

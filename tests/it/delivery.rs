@@ -14,6 +14,9 @@ fn embedded_mock_run_delivers_everything_it_sends() {
         "2",
         "--duration",
         "2s",
+        // The design's anomaly rate: plenty of alerts to deliver (the default is rare).
+        "--anomaly-rate",
+        "0.01",
         "--json",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -59,11 +59,7 @@ proptest! {
         let encoder = Encoder::new(&fleet);
         let sim = &spec.simulator;
         // A few consecutive readings, so anomalies that last (dropout, stuck) show up.
-        let mut st = fleet.init_state(device);
-        let mut r = fleet.step(&mut st, device, seq, &fleet.derived.clock.trend(seq), ts);
-        for s in seq + 1..seq + steps {
-            r = fleet.step(&mut st, device, s, &fleet.derived.clock.trend(s), ts);
-        }
+        let r = fleet.last_reading(device, seq..seq + steps, ts);
         let seq = r.seq;
         let mut out = Vec::new();
         encoder.encode(&r, &mut out);

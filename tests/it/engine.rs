@@ -42,6 +42,8 @@ fn every_reading_arrives_once_keyed_and_in_one_partition_per_device() {
         sim.device_count = Count(300);
         sim.worker_pool_size = Some(2);
         sim.batch_size = 100;
+        // Alerts are rare at the defaults; the design's rate gives plenty to check.
+        sim.anomaly_rate = 0.03;
         s.run.messages = Some(Count(n));
     });
 
