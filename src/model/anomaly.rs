@@ -17,13 +17,14 @@ use crate::error::ConfigError;
 pub enum Kind {
     /// One reading jumping 50–95 % of the way to the sensor's range maximum.
     Spike,
-    /// An offset that ramps up to 3–6 σ over 20–200 readings, then is recalibrated away.
+    /// An offset that ramps up to 3–6 σ over 1–10 simulated minutes, then is
+    /// recalibrated away.
     Drift,
-    /// The value at onset repeats for 10–100 readings.
+    /// The value at onset repeats for 30 s to 5 minutes.
     Stuck,
-    /// The value is `null` and the status `offline` for 1–20 readings.
+    /// The value is `null` and the status `offline` for 3 s to a minute.
     Dropout,
-    /// The switch toggles on every reading for 5–30 readings.
+    /// The switch toggles on every reading for 15 to 90 s.
     Chatter,
     /// The battery loses 5–20 % at once; rare by default (weight 0.002).
     BatteryDrain,
@@ -50,14 +51,17 @@ impl Kind {
         }
     }
 
-    /// Inclusive range of the number of readings the anomaly lasts.
-    pub fn duration(self) -> (u16, u16) {
+    /// How long it lasts in simulated seconds, drawn uniformly from this range; `None`
+    /// for the kinds that hit one reading. In readings that is the time over the
+    /// sample interval, at least one: at the design's 3 s a drift lasts 20 to 200
+    /// readings, at 1 minute 1 to 10, so an anomaly is as long at any sample interval.
+    pub fn duration_s(self) -> Option<(f64, f64)> {
         match self {
-            Kind::Spike | Kind::BatteryDrain => (1, 1),
-            Kind::Drift => (20, 200),
-            Kind::Stuck => (10, 100),
-            Kind::Dropout => (1, 20),
-            Kind::Chatter => (5, 30),
+            Kind::Spike | Kind::BatteryDrain => None,
+            Kind::Drift => Some((60.0, 600.0)),
+            Kind::Stuck => Some((30.0, 300.0)),
+            Kind::Dropout => Some((3.0, 60.0)),
+            Kind::Chatter => Some((15.0, 90.0)),
         }
     }
 
@@ -80,13 +84,13 @@ pub const MAX_WEIGHT: f64 = 1e6;
 pub struct Weights {
     /// One reading jumping 50 to 95 % of the way to the sensor's range maximum.
     pub spike: f64,
-    /// An offset ramping to 3 to 6 sd over 20 to 200 readings.
+    /// An offset ramping to 3 to 6 sd over 1 to 10 simulated minutes.
     pub drift: f64,
-    /// The same value for 10 to 100 readings.
+    /// The same value for 30 s to 5 minutes.
     pub stuck: f64,
-    /// null values and status offline for 1 to 20 readings.
+    /// null values and status offline for 3 s to a minute.
     pub dropout: f64,
-    /// The switch toggling on every reading for 5 to 30 readings.
+    /// The switch toggling on every reading for 15 to 90 s.
     pub chatter: f64,
     /// The battery losing 5 to 20 % at once.
     pub battery_drain: f64,

@@ -35,13 +35,17 @@ const SPIKE_SHARE: (f64, f64) = (0.5, 0.95);
 pub const BATTERY_DRAIN_S_PER_PERCENT: f64 = 6.0 * 3600.0;
 
 /// Time constants of each analog sensor's own noise (temperature, humidity, pressure,
-/// current): a room's air and a hygrometer settle over a quarter of an hour, a
-/// barometer's reading and a machine's working load wander over minutes.
-pub const NOISE_TAU_S: [f64; 4] = [15.0 * 60.0, 15.0 * 60.0, 5.0 * 60.0, 5.0 * 60.0];
-/// Share of `data_variation` (the device's own variance) that is noise rather than a
-/// constant calibration offset. A barometer is precise: its noise is small beside the
-/// weather, so two barometers in one building agree.
-pub const NOISE_SHARE: [f64; 4] = [0.5, 0.5, 0.004, 0.2];
+/// current): a room's air and a hygrometer settle over half an hour, a barometer's
+/// reading and a machine's working load wander over minutes.
+pub const NOISE_TAU_S: [f64; 4] = [30.0 * 60.0, 30.0 * 60.0, 5.0 * 60.0, 5.0 * 60.0];
+/// Share of the device's own variance that is noise rather than a constant offset
+/// (placement, calibration): a room's sensor reads steadily warmer or cooler than its
+/// neighbours and wanders a little about that.
+pub const NOISE_SHARE: [f64; 4] = [0.2, 0.2, 0.05, 0.2];
+/// The device's own share of each sensor's variance is `data_variation` times this
+/// while the shared environment is on: barometers are calibrated and share one
+/// weather, so theirs is a tenth (an offset of 4.4 hPa sd at the defaults).
+pub const OWN_SCALE: [f64; 4] = [1.0, 1.0, 0.1, 1.0];
 /// Signal strength: an OU wobble of this many dBm around the device's base.
 const SIGNAL_SD_DBM: f64 = 4.0;
 
@@ -184,7 +188,9 @@ impl Fleet {
         let previous = std::mem::replace(&mut st.status, status);
 
         let identity = self.identity(device);
-        let drained = self.derived.clock.elapsed_s(seq) / BATTERY_DRAIN_S_PER_PERCENT;
+        // Each device's drain ticks at its own phase, not the whole fleet at once.
+        let drained = (self.derived.clock.elapsed_s(seq) + identity.battery_phase_s as f64)
+            / BATTERY_DRAIN_S_PER_PERCENT;
         let signal = round_int(identity.signal_base as f64 + SIGNAL_SD_DBM * st.signal as f64);
         Reading {
             device,
@@ -302,8 +308,14 @@ impl Fleet {
     ) -> Active {
         let kind = anomaly::pick(&self.derived.anomaly_cumulative, uniform(rng));
         let sensor = (rng.next_u32() % 4) as u8;
-        let (lo, hi) = kind.duration();
-        let length = lo + (rng.next_u32() % (hi - lo + 1) as u32) as u16;
+        let length = match kind.duration_s() {
+            Some((lo, hi)) => {
+                let seconds = lo + (hi - lo) * uniform(rng);
+                let readings = (seconds / self.derived.clock.step_s).round();
+                readings.clamp(1.0, u16::MAX as f64) as u16
+            }
+            None => 1,
+        };
         let u = uniform(rng);
         let sp = self.spec.thresholds.sensor(Sensor::ALL[sensor as usize]);
         let param = match kind {

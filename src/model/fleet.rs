@@ -2,7 +2,7 @@
 //! them, plus what a device is (identity, location) as a pure function of its index,
 //! so the same device looks the same in every run, on any core and in any instance.
 
-use crate::model::device::{NOISE_SHARE, NOISE_TAU_S};
+use crate::model::device::{BATTERY_DRAIN_S_PER_PERCENT, NOISE_SHARE, NOISE_TAU_S, OWN_SCALE};
 use crate::model::environment::{Ou, CLIMATE_TAU_S, LOAD_TAU_S, WEATHER_TAU_S};
 use crate::model::spec::FleetSpec;
 use crate::model::trend::SimClock;
@@ -23,6 +23,8 @@ pub struct Identity {
     pub firmware: usize,
     pub battery_start: u8,
     pub signal_base: i16,
+    /// Where in its 1 % drain period the device's battery starts, in simulated seconds.
+    pub battery_phase_s: u32,
 }
 
 /// A ready-to-use fleet: the spec, the seed and the constants derived from them.
@@ -77,18 +79,15 @@ impl Derived {
         );
         let trend_strength = spec.trend_strength();
         // With the trends off there is no shared environment: each device is on its own.
-        let shared = if trend_strength > 0.0 {
-            1.0 - s.data_variation
-        } else {
-            0.0
-        };
-        let mix = NOISE_SHARE.map(|n| {
-            let noise = n * s.data_variation;
-            [
-                shared.sqrt(),
-                (1.0 - shared - noise).max(0.0).sqrt(),
-                noise.sqrt(),
-            ]
+        let environment = trend_strength > 0.0;
+        let mix = std::array::from_fn(|i| {
+            let own = if environment {
+                s.data_variation * OWN_SCALE[i]
+            } else {
+                1.0
+            };
+            let noise = NOISE_SHARE[i] * own;
+            [(1.0 - own).sqrt(), (own - noise).sqrt(), noise.sqrt()]
         });
         Self {
             noise: NOISE_TAU_S.map(|tau| Ou::new(tau, step_s)),
@@ -196,6 +195,7 @@ impl Fleet {
             firmware: ((h >> 16) % s.firmwares.len() as u64) as usize,
             battery_start: 40 + ((h >> 32) % 61) as u8,
             signal_base: -40 - ((h >> 48) % 50) as i16,
+            battery_phase_s: (splitmix64(h) % BATTERY_DRAIN_S_PER_PERCENT as u64) as u32,
         }
     }
 }
