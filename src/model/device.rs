@@ -49,7 +49,7 @@ pub const OWN_SCALE: [f64; 4] = [1.0, 1.0, 0.1, 1.0];
 /// Signal strength: an OU wobble of this many dBm around the device's base.
 const SIGNAL_SD_DBM: f64 = 4.0;
 
-/// What one device remembers between readings (44 bytes).
+/// What one device remembers between readings (64 bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeviceState {
     /// Standardised OU noise of the four analog sensors.
