@@ -51,6 +51,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home iotblast
 COPY --from=build /iotblast /usr/local/bin/iotblast
 COPY docs/schema /usr/share/iotblast/schema
+COPY schema/reading.proto /usr/share/iotblast/schema/reading.proto
 COPY configs /etc/iotblast
 USER 10001
 # The default command is a 10-second run on the embedded mock cluster that serves

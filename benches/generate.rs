@@ -1,15 +1,20 @@
 //! Per-message cost of the hot loop: simulate a reading, encode it (and its alerts) into
 //! a batch, with the full model (trends, anomalies, alerts) and with it turned off.
 //! Also keeps the evidence for the hand-written decimal formatter (`write_fixed2`)
-//! against `ryu`, the well-kept crate it replaces.
+//! against `ryu`, the well-kept crate it replaces, and for the hand-written Protobuf
+//! encoder against JSON and against prost (`encode_format`).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use iotblast::config::settings::Format;
 use iotblast::deliver::batch::Batch;
-use iotblast::generate::encoder::write_fixed2;
+use iotblast::generate::encoder::{write_fixed2, Encoder};
+use iotblast::generate::protobuf::{kind_number, status_number, target_number};
 use iotblast::generate::worker::Emitter;
-use iotblast::model::{generate, round2, Fleet, FleetSlice, FleetSpec};
+use iotblast::model::{generate, round2, Fleet, FleetSlice, FleetSpec, Reading, Sensor};
+use iotblast::verify::protobuf as pb;
+use prost::Message;
 
 const DEVICES: u64 = 10_000;
 
@@ -45,7 +50,7 @@ fn generate_encode(c: &mut Criterion) {
     });
 
     // The encoder alone, on one reading.
-    let emitter = Emitter::new(fleet.clone(), 0..DEVICES, true);
+    let emitter = Emitter::new(fleet.clone(), 0..DEVICES, true, Format::Json);
     let r = FleetSlice::new(fleet.clone(), 0..DEVICES).step(0, 0, 1_735_689_600_123);
     let mut out = Vec::with_capacity(1 << 20);
     g.bench_function("encode", |b| {
@@ -59,16 +64,21 @@ fn generate_encode(c: &mut Criterion) {
 
     // The worker's per-message work, as the worker does it (`Emitter::emit`): reading,
     // payload, key and alerts into a reused batch; with the full model (the default)
-    // and with trends and anomalies off.
+    // and with trends and anomalies off; and the default in Protobuf.
     let quiet = FleetSpec::with_simulator(|s| {
         s.anomaly_rate = 0.0;
         s.trend_strength = 0.0;
     });
-    for (name, spec) in [
-        ("generate_encode_batch", FleetSpec::default()),
-        ("generate_encode_batch_quiet", quiet),
+    for (name, spec, format) in [
+        ("generate_encode_batch", FleetSpec::default(), Format::Json),
+        ("generate_encode_batch_quiet", quiet, Format::Json),
+        (
+            "generate_encode_batch_protobuf",
+            FleetSpec::default(),
+            Format::Protobuf,
+        ),
     ] {
-        let mut emitter = Emitter::new(Fleet::new(spec, 42), 0..DEVICES, true);
+        let mut emitter = Emitter::new(Fleet::new(spec, 42), 0..DEVICES, true, format);
         let mut batch = Batch::new(emitter.encoder().batch_shape(1024, true), 0);
         let mut order = Order(0);
         g.bench_function(name, |b| {
@@ -117,5 +127,109 @@ fn format_value(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, generate_encode, format_value);
+/// The readings the `encode_format` cases cycle through: 1,000 of the default fleet,
+/// anomalies and dropouts included.
+fn sample() -> (Fleet, Vec<Reading>) {
+    let fleet = fleet();
+    let mut readings = generate(&fleet, 100, 10);
+    // A realistic timestamp, which both formats write (the model's 0 would be left
+    // off the Protobuf wire).
+    for r in &mut readings {
+        r.timestamp_ms = 1_767_225_600_000 + r.seq as i64 * 3_000;
+    }
+    (fleet, readings)
+}
+
+/// A reading as prost structs (`verify::protobuf`, which mirror `schema/reading.proto`),
+/// as code that encodes with prost would first build it: labels copied into `String`s.
+fn to_prost(fleet: &Fleet, r: &Reading) -> pb::Reading {
+    let s = &fleet.spec.simulator;
+    let analog = |sensor: Sensor| {
+        let v = r.value(sensor);
+        Some(pb::Analog {
+            value: (!v.is_nan()).then_some(v),
+            unit: sensor.unit().to_owned(),
+            status: status_number(r.status[sensor as usize]) as i32,
+        })
+    };
+    let loc = r.location;
+    pb::Reading {
+        device_id: format!("device_{:0w$}", r.device, w = fleet.id_width),
+        seq: r.seq,
+        timestamp: r.timestamp_ms,
+        location: Some(pb::Location {
+            building: s.buildings[loc.building].clone(),
+            floor: loc.floor,
+            room: format!("{}{:0w$}", loc.floor, loc.room, w = fleet.room_digits()),
+        }),
+        sensors: Some(pb::Sensors {
+            temperature: analog(Sensor::Temperature),
+            humidity: analog(Sensor::Humidity),
+            pressure: analog(Sensor::Pressure),
+            switch_status: Some(pb::SwitchStatus {
+                value: r.switch_on,
+                status: if r.switch_on { 1 } else { 2 },
+            }),
+            current: analog(Sensor::Current),
+        }),
+        device_info: Some(pb::DeviceInfo {
+            model: s.models[r.identity.model].clone(),
+            firmware: s.firmwares[r.identity.firmware].clone(),
+            battery: r.battery as u32,
+            signal_strength: r.signal_dbm as i32,
+        }),
+        anomaly: r.anomaly.map(|a| pb::Anomaly {
+            kind: kind_number(a.kind) as i32,
+            target: target_number(&a) as i32,
+            since_seq: a.since,
+        }),
+    }
+}
+
+/// One reading encoded: JSON, the hand-written Protobuf encoder, and prost (building
+/// its structs from the reading and encoding them; and encoding prebuilt ones only).
+fn encode_format(c: &mut Criterion) {
+    let (fleet, readings) = sample();
+    let mut g = c.benchmark_group("encode_format");
+    g.throughput(Throughput::Elements(1));
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut i = 0;
+    for (name, format) in [("json", Format::Json), ("protobuf", Format::Protobuf)] {
+        let encoder = Encoder::new(&fleet, format);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                if out.len() > (1 << 20) - 1024 {
+                    out.clear();
+                }
+                i = (i + 1) % readings.len();
+                encoder.encode(black_box(&readings[i]), &mut out);
+            })
+        });
+    }
+    g.bench_function("prost_build_and_encode", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 1024 {
+                out.clear();
+            }
+            i = (i + 1) % readings.len();
+            let m = to_prost(&fleet, black_box(&readings[i]));
+            m.encode(&mut out).expect("room reserved");
+        })
+    });
+    let built: Vec<pb::Reading> = readings.iter().map(|r| to_prost(&fleet, r)).collect();
+    g.bench_function("prost_encode_prebuilt", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 1024 {
+                out.clear();
+            }
+            i = (i + 1) % built.len();
+            black_box(&built[i])
+                .encode(&mut out)
+                .expect("room reserved");
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, generate_encode, format_value, encode_format);
 criterion_main!(benches);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use iotblast::config::settings::Format;
 use iotblast::config::KafkaSettings;
 use iotblast::deliver::batch::Batch;
 use iotblast::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
@@ -23,7 +24,12 @@ const BATCHES: usize = 64;
 
 /// The worker's batches of 10k devices' readings, made by the shipped emitter.
 fn batches() -> Vec<Batch> {
-    let mut emitter = Emitter::new(Fleet::new(FleetSpec::default(), 1), 0..10_000, false);
+    let mut emitter = Emitter::new(
+        Fleet::new(FleetSpec::default(), 1),
+        0..10_000,
+        false,
+        Format::Json,
+    );
     (0..BATCHES)
         .map(|b| {
             let mut batch = Batch::new(emitter.encoder().batch_shape(1024, false), 0);

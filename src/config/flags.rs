@@ -56,10 +56,11 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Read what a run produced, from a topic (from its beginning until it is idle) or
-    /// from the stdout sink's NDJSON, and check every message: schema, key, partition,
-    /// and each device's seq for gaps (loss), duplicates and reordering. Reports the
-    /// counts, the consume rate and end-to-end latency. Exit status 5 when it finds a
-    /// problem or a count other than --expect.
+    /// from the stdout sink's output (NDJSON, or length-delimited Protobuf with --format
+    /// protobuf), and check every message: schema, key, partition, and each device's seq
+    /// for gaps (loss), duplicates and reordering. Reports the counts, the consume rate
+    /// and end-to-end latency. Exit status 5 when it finds a problem or a count other
+    /// than --expect.
     Verify(VerifyArgs),
     /// Merge or plot run reports (--report-file): exact totals and charts of distributed
     /// runs.
@@ -114,11 +115,12 @@ pub enum ReportCommand {
 /// --alerts-topic, --connect-timeout, -X, --config and the environment) are a run's.
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// YAML settings file, as for a run: its kafka section (brokers, topics, security).
+    /// YAML settings file, as for a run: its kafka section (brokers, topics, security)
+    /// and run.format.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Read NDJSON readings (the stdout sink's output) from FILE, or stdin for `-`,
-    /// instead of Kafka.
+    /// Read readings as the stdout sink writes them (NDJSON, or length-delimited
+    /// Protobuf with --format protobuf) from FILE, or stdin for `-`, instead of Kafka.
     #[arg(long, value_name = "FILE")]
     pub file: Option<String>,
     /// Fail unless exactly N readings were read (0 to 10^15; `100k` accepted).
@@ -138,6 +140,7 @@ const VERIFY_SETTINGS: &[&str] = &[
     "kafka.topics.device_data",
     "kafka.topics.alerts",
     "kafka.connect_timeout",
+    "run.format",
 ];
 
 #[derive(Debug, Clone, Subcommand)]
@@ -181,7 +184,8 @@ pub struct RunFlags {
 pub enum SinkKind {
     /// Produce to Kafka (kafka.brokers, or the embedded mock cluster).
     Kafka,
-    /// Newline-delimited JSON on stdout, one reading per line.
+    /// Readings on stdout: newline-delimited JSON, one reading per line, or with
+    /// --format protobuf each message preceded by its length as a varint.
     Stdout,
     /// Generate and encode only: measures the generator.
     Null,
@@ -261,6 +265,7 @@ pub const FLAGS: &[Flag] = &[
     flag("messages", "run.messages", "N"),
     flag("report-interval", "run.report_interval", "DUR"),
     flag("on-backpressure", "run.on_backpressure", "block|drop"),
+    flag("format", "run.format", "json|protobuf"),
     flag("interval-log", "run.interval_log", "FILE"),
     flag("hdr-log", "run.hdr_log", "FILE"),
     flag("report-file", "run.report_file", "FILE"),

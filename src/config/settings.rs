@@ -24,7 +24,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// The simulated fleet.
     pub device: FleetSpec,
-    /// How fast and how long to run.
+    /// How fast and how long to run, and in what format.
     pub run: RunSettings,
     /// Logging.
     pub log: LogSettings,
@@ -34,7 +34,7 @@ pub struct Settings {
     pub http: HttpSettings,
 }
 
-/// How fast and how long to run.
+/// How fast and how long to run, and in what format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSettings {
@@ -85,6 +85,21 @@ pub struct RunSettings {
     /// full batch at generation and counts its readings and alerts as dropped (never
     /// as sent), so the generator keeps its schedule and the data has gaps.
     pub on_backpressure: OnBackpressure,
+    /// How each reading and alert is encoded, on Kafka and on the stdout sink: `json`
+    /// (one JSON object, docs/schema/*.schema.json; one a line on stdout) or `protobuf`
+    /// (one message of schema/reading.proto; on stdout each is preceded by its length
+    /// as a varint, as protobuf's writeDelimitedTo writes them). `iotblast verify`
+    /// reads the same setting.
+    pub format: Format,
+}
+
+/// See [`RunSettings::format`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Protobuf,
 }
 
 /// See [`RunSettings::on_backpressure`].
@@ -112,6 +127,7 @@ impl Default for RunSettings {
             hdr_log: None,
             report_file: None,
             on_backpressure: OnBackpressure::Block,
+            format: Format::Json,
         }
     }
 }

@@ -13,11 +13,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::config::flags::{Command, ReportCommand};
-use crate::config::settings::{log_level, OnBackpressure};
+use crate::config::settings::{log_level, Format, OnBackpressure};
 use crate::config::{command, Invocation, Run, SinkKind, BATCH_LINGER};
 use crate::deliver::kafka::{self, MockGuard};
 use crate::deliver::stats::DeliveryStats;
-use crate::deliver::stdout::StdoutSink;
+use crate::deliver::stdout::{Framing, StdoutSink};
 use crate::deliver::{handoff, thread as delivery, NullSink, Sink};
 use crate::error::Error;
 use crate::generate::live::{Live, LiveSettings};
@@ -289,14 +289,20 @@ fn open_sink(
     Ok(match run.sink {
         SinkKind::Kafka => {
             let fleet = Fleet::new(run.settings.device.clone(), run.seed);
-            let encoder = crate::generate::encoder::Encoder::new(&fleet);
+            let encoder = crate::generate::encoder::Encoder::new(&fleet, run.settings.run.format);
             let largest = encoder.max_len().max(encoder.max_alert_len()) + encoder.max_key();
             let opened = kafka::open(&run.settings.kafka, stats, largest)?;
             log::info!("producing to {}", opened.description);
             (Box::new(opened.sink), opened.mock)
         }
         SinkKind::Stdout if crate::output::stdout_closed() => return Err(Error::StdoutClosed),
-        SinkKind::Stdout => (Box::new(StdoutSink::new(stats)), None),
+        SinkKind::Stdout => {
+            let framing = match run.settings.run.format {
+                Format::Json => Framing::Lines,
+                Format::Protobuf => Framing::LengthDelimited,
+            };
+            (Box::new(StdoutSink::new(stats, framing)), None)
+        }
         SinkKind::Null => (Box::new(NullSink { stats }), None),
     })
 }
@@ -337,7 +343,9 @@ fn start_workers(
         .messages
         .map(|m| Quota::new(m.0, run.devices()));
     let alerts = run.alerts();
-    let shape = crate::generate::encoder::Encoder::new(&fleet).batch_shape(sim.batch_size, alerts);
+    let format = run.settings.run.format;
+    let shape =
+        crate::generate::encoder::Encoder::new(&fleet, format).batch_shape(sim.batch_size, alerts);
     let mut w = Workers {
         handles: Vec::with_capacity(plan.workers.len()),
         stats: Vec::with_capacity(plan.workers.len()),
@@ -360,6 +368,7 @@ fn start_workers(
             shutdown: Arc::clone(shutdown),
             alerts,
             drop_when_full: run.settings.run.on_backpressure == OnBackpressure::Drop,
+            format,
         };
         let core = wp.core;
         w.handles

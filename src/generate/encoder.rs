@@ -1,18 +1,25 @@
-//! Encodes a reading as one JSON object, straight into a reused byte buffer.
+//! Encodes a reading as one message, straight into a reused byte buffer: a JSON object
+//! (written here) or, with `run.format: protobuf`, a Protobuf message (`protobuf`).
 //!
 //! The encoder knows the message layout and the fleet's labels, not the model: a
-//! `Reading` carries everything a message says. Runs per message: it only appends to the caller's `Vec<u8>`, which has its capacity
-//! reserved up front, so it does not allocate. Configured strings (building labels,
-//! models, firmware) are escaped once at startup with serde_json and copied verbatim.
-//! The layouts are fixed; `docs/schema/reading.schema.json` and
-//! `docs/schema/alert.schema.json` describe them.
+//! `Reading` carries everything a message says. Runs per message: it only appends to
+//! the caller's `Vec<u8>`, which has its capacity reserved up front, so it does not
+//! allocate. The format is fixed for the run, so the one `match` on it per message
+//! always goes the same way. Configured strings (building labels, models, firmware) are
+//! escaped once at startup with serde_json and copied verbatim. The layouts are fixed;
+//! `docs/schema/reading.schema.json` and `docs/schema/alert.schema.json` describe them,
+//! and `schema/reading.proto` the Protobuf ones.
 
+use crate::config::settings::Format;
 use crate::deliver::batch::Shape;
+use crate::generate::protobuf::ProtobufEncoder;
 use crate::model::{round_int, Fleet, Reading, Sensor, SensorSpec, Status};
 
-/// Writes readings, alerts and keys for one fleet.
+/// Writes readings, alerts and keys for one fleet, in one format.
 #[derive(Debug, Clone)]
 pub struct Encoder {
+    format: Format,
+    protobuf: ProtobufEncoder,
     /// Digits in a device id (`device_000042`), the same for every id in a run.
     id_width: usize,
     /// Digits of a room's number after its floor (`305`; `3005` past 99 rooms a floor).
@@ -33,10 +40,13 @@ fn escaped(list: &[String]) -> Vec<Box<[u8]>> {
 }
 
 impl Encoder {
-    /// An encoder for `fleet`'s labels and id width, which cannot change while running.
-    pub fn new(fleet: &Fleet) -> Self {
+    /// An encoder of `format` for `fleet`'s labels and id width, which cannot change
+    /// while running.
+    pub fn new(fleet: &Fleet, format: Format) -> Self {
         let s = &fleet.spec.simulator;
         Self {
+            format,
+            protobuf: ProtobufEncoder::new(fleet),
             id_width: fleet.id_width,
             room_digits: fleet.room_digits(),
             buildings: escaped(&s.buildings),
@@ -45,9 +55,17 @@ impl Encoder {
         }
     }
 
+    /// The format it writes.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// An upper bound on the length of one encoded reading, used to size batch buffers
     /// so that encoding never has to grow them.
     pub fn max_len(&self) -> usize {
+        if self.format == Format::Protobuf {
+            return self.protobuf.max_len();
+        }
         let longest = |l: &[Box<[u8]>]| l.iter().map(|s| s.len()).max().unwrap_or(0);
         // Fixed text and field names take 370 bytes, an anomaly label 80; each number
         // is at most 24 bytes.
@@ -60,6 +78,9 @@ impl Encoder {
 
     /// An upper bound on the length of one encoded alert.
     pub fn max_alert_len(&self) -> usize {
+        if self.format == Format::Protobuf {
+            return self.protobuf.max_alert_len();
+        }
         // Field names and the longest level, sensor and anomaly names: under 200 bytes.
         200 + self.id_width + 5 * 24
     }
@@ -86,9 +107,28 @@ impl Encoder {
         write_padded(out, device, self.id_width);
     }
 
-    /// Appends the JSON object of `r` to `out`.
+    /// Appends the message of `r` to `out`.
     #[inline]
     pub fn encode(&self, r: &Reading, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Json => self.json(r, out),
+            Format::Protobuf => self.protobuf.encode(r, out),
+        }
+    }
+
+    /// Appends the alert for `sensor`'s status change in `r` to `out`; `spec` is the
+    /// sensor's (live) thresholds.
+    #[inline]
+    pub fn encode_alert(&self, r: &Reading, sensor: Sensor, spec: &SensorSpec, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Json => self.json_alert(r, sensor, spec, out),
+            Format::Protobuf => self.protobuf.encode_alert(r, sensor, spec, out),
+        }
+    }
+
+    /// Appends the JSON object of `r` to `out`.
+    #[inline]
+    fn json(&self, r: &Reading, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"device_id\":\"");
         self.write_key(r.device, out);
         out.extend_from_slice(b"\",\"seq\":");
@@ -139,10 +179,9 @@ impl Encoder {
         out.push(b'}');
     }
 
-    /// Appends the alert for `sensor`'s status change in `r` to `out`; `spec` is the
-    /// sensor's (live) thresholds.
+    /// Appends the JSON object of the alert for `sensor`'s status change in `r`.
     #[inline]
-    pub fn encode_alert(&self, r: &Reading, sensor: Sensor, spec: &SensorSpec, out: &mut Vec<u8>) {
+    fn json_alert(&self, r: &Reading, sensor: Sensor, spec: &SensorSpec, out: &mut Vec<u8>) {
         let i = sensor as usize;
         let (level, previous) = (r.status[i], r.previous[i]);
         out.extend_from_slice(b"{\"device_id\":\"");
@@ -267,7 +306,7 @@ mod tests {
     #[test]
     fn encodes_the_documented_layout() {
         let fleet = Fleet::new(FleetSpec::default(), 5);
-        let enc = Encoder::new(&fleet);
+        let enc = Encoder::new(&fleet, Format::Json);
         let r = fleet.last_reading(42, 17..18, 1_735_689_600_123);
         let mut out = Vec::new();
         enc.encode(&r, &mut out);

@@ -1,11 +1,13 @@
 //! Generator threads: each owns a contiguous slice of the fleet (`topology`), paces
 //! itself (`pacer`), steps its devices and encodes their readings and alerts into
-//! batches (`worker`, `encoder`), and counts what it made (`stats`). `live` holds the
+//! batches (`worker`, `encoder`, which writes JSON or, through `protobuf`, Protobuf),
+//! and counts what it made (`stats`). `live` holds the
 //! settings a reload may change while the workers run.
 
 pub mod encoder;
 pub mod live;
 pub mod pacer;
+pub mod protobuf;
 pub mod stats;
 pub mod topology;
 pub mod worker;

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::config::settings::Format;
 use crate::deliver::batch::{clock_us, Batch};
 use crate::deliver::handoff::{Take, WorkerSide};
 use crate::generate::encoder::Encoder;
@@ -48,10 +49,10 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    /// Emits the readings of `devices` of `fleet`, with alerts if `alerts`.
-    pub fn new(fleet: Fleet, devices: Range<u64>, alerts: bool) -> Self {
+    /// Emits the readings of `devices` of `fleet` in `format`, with alerts if `alerts`.
+    pub fn new(fleet: Fleet, devices: Range<u64>, alerts: bool, format: Format) -> Self {
         Self {
-            encoder: Encoder::new(&fleet),
+            encoder: Encoder::new(&fleet, format),
             slice: FleetSlice::new(fleet, devices),
             alerts,
         }
@@ -110,6 +111,8 @@ pub struct Worker {
     /// Drop a full batch when the hand-off queue is full instead of waiting
     /// (`run.on_backpressure: drop`).
     pub drop_when_full: bool,
+    /// How readings and alerts are encoded (`run.format`).
+    pub format: Format,
 }
 
 /// What a running worker keeps between readings.
@@ -137,7 +140,12 @@ impl Worker {
 
     fn generate(mut self) {
         let Some(mut batch) = self.take() else { return };
-        let emitter = Emitter::new(self.fleet.clone(), self.devices.clone(), self.alerts);
+        let emitter = Emitter::new(
+            self.fleet.clone(),
+            self.devices.clone(),
+            self.alerts,
+            self.format,
+        );
         let mut r = Running {
             emitter,
             pacer: None,

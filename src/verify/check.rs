@@ -17,8 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
+use crate::config::settings::Format;
 use crate::verify::fast::{self, Key};
 use crate::verify::message::{self, Invalid};
+use crate::verify::protobuf;
 
 /// The largest device index verify tracks: the fleet's documented maximum
 /// (`device.simulator.device_count` ≤ 10,000,000), so per-device state is bounded.
@@ -74,6 +76,8 @@ pub struct Counts {
 
 /// The checker's state over one stream.
 pub struct Checker {
+    /// How the messages are encoded (`run.format`).
+    format: Format,
     devices: Vec<Device>,
     /// Skipped `seq` ranges `[from, to)` per device index, in order; rarely any.
     holes: HashMap<u64, Vec<(u64, u64)>>,
@@ -89,6 +93,7 @@ pub struct Checker {
 impl Default for Checker {
     fn default() -> Self {
         Self {
+            format: Format::Json,
             devices: Vec::new(),
             holes: HashMap::new(),
             counts: Counts::default(),
@@ -102,19 +107,25 @@ impl Default for Checker {
 }
 
 impl Checker {
-    /// Checks one reading's payload: by the fast path if it is in the encoder's
-    /// layout, else by the general parser, which also names what is wrong.
+    /// A checker of messages in `format`.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            ..Self::default()
+        }
+    }
+
+    /// Checks one reading's payload. JSON takes the fast path if it is in the
+    /// encoder's layout, else the general parser, which also names what is wrong;
+    /// Protobuf is decoded into the same checked view.
     pub fn reading(&mut self, payload: &[u8], origin: Origin) {
-        let checked = match fast::reading(payload) {
-            Some(k) => self.accept(k, origin),
-            None => message::reading(payload).and_then(|r| {
-                let k = Key {
-                    device_id: r.device_id,
-                    seq: r.seq,
-                    timestamp: r.timestamp,
-                };
-                self.accept(k, origin)
-            }),
+        let checked = match self.format {
+            Format::Json => match fast::reading(payload) {
+                Some(k) => self.accept(k, origin),
+                None => message::reading(payload).and_then(|r| self.accept(key(&r), origin)),
+            },
+            Format::Protobuf => protobuf::reading(payload)
+                .and_then(|p| p.view().and_then(|r| self.accept(key(&r), origin))),
         };
         if let Err(reason) = checked {
             self.invalid(reason);
@@ -123,24 +134,32 @@ impl Checker {
 
     /// Checks one alert's payload.
     pub fn alert(&mut self, payload: &[u8], origin: Origin) {
-        let checked = message::alert(payload).and_then(|a| {
-            let dev = self.device(a.device_id, origin)?;
-            let next = &mut self.devices[dev].alert_next[a.sensor.index()];
-            let counts = &mut self.counts;
-            match (a.seq + 1).cmp(next) {
-                std::cmp::Ordering::Greater => *next = a.seq + 1,
-                std::cmp::Ordering::Equal => counts.alert_duplicates += 1,
-                std::cmp::Ordering::Less => counts.alert_reorders += 1,
-            }
-            counts.alerts += 1;
-            Ok(())
-        });
+        let checked = match self.format {
+            Format::Json => message::alert(payload).and_then(|a| self.accept_alert(&a, origin)),
+            Format::Protobuf => protobuf::alert(payload)
+                .and_then(|p| p.view().and_then(|a| self.accept_alert(&a, origin))),
+        };
         if let Err(reason) = checked {
             self.invalid(reason);
         }
     }
 
-    fn invalid(&mut self, reason: Invalid) {
+    /// Counts a valid alert against its device's and sensor's last one.
+    fn accept_alert(&mut self, a: &message::Alert, origin: Origin) -> Result<(), Invalid> {
+        let dev = self.device(a.device_id, origin)?;
+        let next = &mut self.devices[dev].alert_next[a.sensor.index()];
+        let counts = &mut self.counts;
+        match (a.seq + 1).cmp(next) {
+            std::cmp::Ordering::Greater => *next = a.seq + 1,
+            std::cmp::Ordering::Equal => counts.alert_duplicates += 1,
+            std::cmp::Ordering::Less => counts.alert_reorders += 1,
+        }
+        counts.alerts += 1;
+        Ok(())
+    }
+
+    /// Counts a message that is invalid for `reason`, such as one cut short.
+    pub fn invalid(&mut self, reason: Invalid) {
         self.counts.invalid += 1;
         *self.reasons.entry(reason).or_default() += 1;
     }
@@ -203,6 +222,15 @@ impl Checker {
     /// The counts so far.
     pub fn counts(&self) -> &Counts {
         &self.counts
+    }
+}
+
+/// What the sequence checks need from a reading's checked view.
+fn key<'a>(r: &message::Reading<'a>) -> Key<'a> {
+    Key {
+        device_id: r.device_id,
+        seq: r.seq,
+        timestamp: r.timestamp,
     }
 }
 

@@ -221,6 +221,7 @@ pub fn reading(payload: &[u8]) -> Option<Key<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::settings::Format;
     use crate::generate::worker::Emitter;
     use crate::model::{Fleet, FleetSlice, FleetSpec};
     use crate::verify::message;
@@ -230,7 +231,7 @@ mod tests {
         let mut spec = FleetSpec::default();
         spec.simulator.anomaly_rate = 0.2;
         let fleet = Fleet::new(spec, 9);
-        let emitter = Emitter::new(fleet.clone(), 0..50, false);
+        let emitter = Emitter::new(fleet.clone(), 0..50, false, Format::Json);
         let mut slice = FleetSlice::new(fleet, 0..50);
         let mut out = Vec::new();
         for i in 0..4000u64 {

@@ -1,7 +1,8 @@
 //! Where `verify` reads from: a topic from its beginning until it has been idle, or a
-//! file (or stdin) of NDJSON readings, the stdout sink's output.
+//! file (or stdin) of readings as the stdout sink writes them: NDJSON, or
+//! length-delimited Protobuf (each message preceded by its length as a varint).
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -75,6 +76,86 @@ pub fn lines(
     }
     span.saw(Instant::now());
     Ok(span)
+}
+
+/// The longest message `delimited` accepts. iotblast's are under a few kilobytes; a
+/// larger length prefix means the stream is not length-delimited readings, and a
+/// reader that believed it would hold on to that much memory.
+pub const MAX_DELIMITED: u64 = 16 << 20;
+
+/// Reads length-delimited Protobuf readings from `input` into `checker`, until the end
+/// or `stop`. A message cut short by the end of the input, a prefix that is not a
+/// varint and one above [`MAX_DELIMITED`] are each counted as one invalid message, and
+/// end the read: after them the stream has no message boundaries left to find.
+pub fn delimited(
+    mut input: impl BufRead,
+    checker: &mut Checker,
+    stop: &AtomicBool,
+) -> std::io::Result<Span> {
+    let mut span = Span::default();
+    let mut message = Vec::with_capacity(4096);
+    span.saw(Instant::now());
+    let mut n = 0u64;
+    loop {
+        let len = match length_prefix(&mut input)? {
+            Prefix::End => break,
+            Prefix::Bad => {
+                checker.invalid("length prefix is not a varint");
+                break;
+            }
+            Prefix::Len(len) if len > MAX_DELIMITED => {
+                checker.invalid("length prefix is over 16 MiB");
+                break;
+            }
+            Prefix::Len(len) => len,
+        };
+        message.clear();
+        // `take` reads what is there, so a false length cannot make it allocate more.
+        (&mut input).take(len).read_to_end(&mut message)?;
+        if (message.len() as u64) < len {
+            checker.invalid("message is cut short by the end of the input");
+            break;
+        }
+        checker.reading(&message, Origin::default());
+        n += 1;
+        if n.is_multiple_of(65_536) && stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    span.saw(Instant::now());
+    Ok(span)
+}
+
+/// What came where a length prefix was due.
+enum Prefix {
+    Len(u64),
+    /// The input ended cleanly, between two messages.
+    End,
+    /// Over 10 bytes, or ended inside the varint.
+    Bad,
+}
+
+/// Reads a varint length prefix (at most 10 bytes, as protobuf's).
+fn length_prefix(input: &mut impl BufRead) -> std::io::Result<Prefix> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let byte = loop {
+            match input.fill_buf() {
+                Ok(buf) => break buf.first().copied(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let Some(byte) = byte else {
+            return Ok(if i == 0 { Prefix::End } else { Prefix::Bad });
+        };
+        input.consume(1);
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Ok(Prefix::Len(v));
+        }
+    }
+    Ok(Prefix::Bad)
 }
 
 /// The topics to read and how long to wait on an idle topic.
@@ -194,4 +275,78 @@ fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::Format;
+    use crate::generate::encoder::Encoder;
+    use crate::model::{Fleet, FleetSlice, FleetSpec};
+
+    /// 10 devices × 5 seqs of protobuf readings, length-delimited.
+    fn stream() -> (Vec<u8>, Vec<usize>) {
+        let fleet = Fleet::new(FleetSpec::default(), 3);
+        let enc = Encoder::new(&fleet, Format::Protobuf);
+        let mut slice = FleetSlice::new(fleet, 0..10);
+        let (mut out, mut starts) = (Vec::new(), Vec::new());
+        for seq in 0..5 {
+            for device in 0..10 {
+                let mut m = Vec::new();
+                enc.encode(&slice.step(device, seq, 1_000), &mut m);
+                starts.push(out.len());
+                let mut prefix = [0u8; 10];
+                let n = crate::deliver::stdout::varint(m.len() as u64, &mut prefix);
+                out.extend_from_slice(&prefix[..n]);
+                out.extend_from_slice(&m);
+            }
+        }
+        (out, starts)
+    }
+
+    fn check(bytes: &[u8]) -> Checker {
+        let mut c = Checker::new(Format::Protobuf);
+        delimited(bytes, &mut c, &AtomicBool::new(false)).unwrap();
+        c
+    }
+
+    #[test]
+    fn a_delimited_stream_is_read_message_by_message() {
+        let (bytes, starts) = stream();
+        let c = check(&bytes);
+        let n = c.counts();
+        assert_eq!((n.readings, n.devices, n.gaps, n.invalid), (50, 10, 0, 0));
+        // Dropping one whole message is a gap, not a broken stream.
+        let (a, b) = (starts[12], starts[13]);
+        let cut = [&bytes[..a], &bytes[b..]].concat();
+        let n = check(&cut).counts().clone();
+        assert_eq!((n.readings, n.gaps, n.invalid), (49, 1, 0));
+    }
+
+    #[test]
+    fn truncated_and_garbage_streams_count_one_invalid_message() {
+        let (bytes, starts) = stream();
+        // Cut inside the last message: 49 good, the last one cut short.
+        let c = check(&bytes[..bytes.len() - 3]);
+        assert_eq!((c.counts().readings, c.counts().invalid), (49, 1));
+        assert_eq!(c.reasons["message is cut short by the end of the input"], 1);
+        // Cut inside a length prefix that continues (a 2-byte varint).
+        let mut c = check(&[0x80]);
+        assert_eq!(c.reasons["length prefix is not a varint"], 1);
+        c = check(&[0xff; 11]);
+        assert_eq!(c.counts().invalid, 1);
+        // A huge length is refused, not allocated.
+        c = check(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3]);
+        assert_eq!(c.reasons["length prefix is over 16 MiB"], 1);
+        // A frame of garbage is one invalid message; the stream goes on after it.
+        let mut g = bytes[..starts[1]].to_vec();
+        g.extend_from_slice(&[5, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        g.extend_from_slice(&bytes[starts[1]..]);
+        let c = check(&g);
+        assert_eq!((c.counts().readings, c.counts().invalid), (50, 1));
+        // NDJSON read as Protobuf is invalid, never a panic.
+        let c = check(b"{\"device_id\":\"device_000001\"}\n{}\n");
+        assert!(c.counts().invalid >= 1);
+        assert_eq!(c.counts().readings, 0);
+    }
 }

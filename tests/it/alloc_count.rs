@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use iotblast::config::settings::Format;
 use iotblast::deliver::handoff;
 use iotblast::generate::encoder::Encoder;
 use iotblast::generate::live::{Live, LiveSettings};
@@ -63,10 +64,10 @@ static GLOBAL: Counting = Counting;
 /// blocked on a full channel and waited for a returned batch.
 const WARM_UP_BATCHES: u64 = 20;
 
-/// Runs one worker over 1000 devices for `messages` readings, with a thread draining and
+/// Runs one worker over 1000 devices for `messages` readings in `format`, with a thread draining and
 /// recycling its batches; returns the worker thread's allocations after warm-up and
 /// the number of readings generated in that window.
-fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
+fn steady_state_allocations(messages: u64, rate: Option<f64>, format: Format) -> (u64, u64) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Escaping-heavy labels must not cost allocations either, nor must the full model:
     // trends over a fast simulated day, frequent anomalies of every kind, alerts.
@@ -81,7 +82,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
     }));
     let fleet = Fleet::new(spec, 3);
     let batch_size = 256;
-    let shape = Encoder::new(&fleet).batch_shape(batch_size, true);
+    let shape = Encoder::new(&fleet, format).batch_shape(batch_size, true);
     let (side, delivery) = handoff::channel(0, shape, 2);
     let worker = Worker {
         devices: 0..1000,
@@ -95,6 +96,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
         shutdown: Shutdown::new(),
         alerts: true,
         drop_when_full: false,
+        format,
     };
     let drain = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
@@ -125,7 +127,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>) -> (u64, u64) {
 
 #[test]
 fn steady_state_generate_encode_batch_allocates_nothing_per_message() {
-    let (allocations, readings) = steady_state_allocations(300_000, None);
+    let (allocations, readings) = steady_state_allocations(300_000, None, Format::Json);
     eprintln!("{allocations} allocations over {readings} steady-state readings");
     assert!(readings > 250_000);
     assert_eq!(
@@ -137,10 +139,20 @@ fn steady_state_generate_encode_batch_allocates_nothing_per_message() {
 #[test]
 fn paced_worker_allocates_nothing_per_message() {
     // Pacing adds sleeps and partial-batch shipping; neither may allocate.
-    let (allocations, readings) = steady_state_allocations(30_000, Some(300_000.0));
+    let (allocations, readings) = steady_state_allocations(30_000, Some(300_000.0), Format::Json);
     assert!(readings > 20_000);
     assert_eq!(
         allocations, 0,
         "{allocations} allocations over {readings} paced readings"
+    );
+}
+
+#[test]
+fn steady_state_protobuf_encoding_allocates_nothing_per_message() {
+    let (allocations, readings) = steady_state_allocations(300_000, None, Format::Protobuf);
+    assert!(readings > 250_000);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {readings} protobuf readings"
     );
 }

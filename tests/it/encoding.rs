@@ -1,6 +1,7 @@
 //! Property tests: every encoded reading parses and round-trips, whatever the configured
 //! strings contain.
 
+use iotblast::config::settings::Format;
 use iotblast::generate::encoder::Encoder;
 use iotblast::model::{Fleet, FleetSpec, Sensor};
 use iotblast::units::Count;
@@ -56,7 +57,7 @@ proptest! {
         spec.thresholds.temperature.sd = temperature_sd;
         let fleet = Fleet::new(spec.clone(), seed);
         let device = ((device_count - 1) as f64 * device_frac) as u64;
-        let encoder = Encoder::new(&fleet);
+        let encoder = Encoder::new(&fleet, Format::Json);
         let sim = &spec.simulator;
         // A few consecutive readings, so anomalies that last (dropout, stuck) show up.
         let r = fleet.last_reading(device, seq..seq + steps, ts);

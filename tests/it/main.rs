@@ -22,6 +22,7 @@ mod metrics;
 mod pacing;
 mod progress_bar;
 mod prometheus_live;
+mod protobuf;
 mod secrets;
 mod security;
 mod shutdown;
