@@ -146,6 +146,10 @@ pub enum Error {
 
     #[error("target rate missed: achieved {achieved:.1} of {target:.1} msg/s")]
     TargetMissed { achieved: f64, target: f64 },
+
+    /// `run.find_max_rate` found no rate that met `run.latency_slo`.
+    #[error("find-max-rate: no rate met {slo}")]
+    NoRateMetSlo { slo: String },
 }
 
 impl Error {
@@ -158,7 +162,7 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Undelivered { .. } => 3,
-            Error::TargetMissed { .. } => 4,
+            Error::TargetMissed { .. } | Error::NoRateMetSlo { .. } => 4,
             Error::VerifyFailed(_) => 5,
             _ => 1,
         }
@@ -170,7 +174,10 @@ impl Error {
     pub fn needs_message(&self) -> bool {
         !matches!(
             self,
-            Error::Undelivered { .. } | Error::TargetMissed { .. } | Error::VerifyFailed(_)
+            Error::Undelivered { .. }
+                | Error::TargetMissed { .. }
+                | Error::NoRateMetSlo { .. }
+                | Error::VerifyFailed(_)
         )
     }
 

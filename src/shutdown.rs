@@ -25,6 +25,9 @@ pub enum StopReason {
     /// The run could not go on (an endpoint or a thread failed).
     #[serde(rename = "error")]
     Error,
+    /// `run.find_max_rate`'s search finished.
+    #[serde(rename = "search done")]
+    SearchDone,
 }
 
 impl StopReason {
@@ -35,6 +38,7 @@ impl StopReason {
             StopReason::Signal => "signal",
             StopReason::StdoutClosed => "stdout closed",
             StopReason::Error => "error",
+            StopReason::SearchDone => "search done",
         }
     }
 }

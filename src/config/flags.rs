@@ -260,6 +260,9 @@ pub const FLAGS: &[Flag] = &[
     flag("start", "device.simulator.start_time", "TIME"),
     flag("seed", "run.seed", "S"),
     flag("rate", "run.rate", "N"),
+    flag("rate-profile", "run.rate_profile", "SHAPE"),
+    flag("latency-slo", "run.latency_slo", "pQ=DUR"),
+    flag("search-step", "run.search_step", "DUR"),
     flag("duration", "run.duration", "DUR"),
     flag("warmup", "run.warmup", "DUR"),
     flag("messages", "run.messages", "N"),
@@ -279,8 +282,11 @@ pub const FLAGS: &[Flag] = &[
 const PROPERTY_ID: &str = "kafka.librdkafka";
 /// `--no-create-topic`: `kafka.create_topic: false`.
 const NO_CREATE_ID: &str = "kafka.create_topic";
-/// `--realtime`: `run.realtime: true`.
-const REALTIME_ID: &str = "run.realtime";
+/// Flags that turn a boolean setting on: `--realtime` is `run.realtime: true`.
+const SWITCHES: &[(&str, &str)] = &[
+    ("realtime", "run.realtime"),
+    ("find-max-rate", "run.find_max_rate"),
+];
 
 /// The flags that set no setting of their own.
 pub const INVOCATION_FLAGS: &[&str] = &["config", "sink", "json", "quiet", "help", "version"];
@@ -328,12 +334,15 @@ pub fn command() -> clap::Command {
                 .action(ArgAction::SetTrue)
                 .help("Fail instead of creating the topic when it does not exist [setting: kafka.create_topic: false]"),
         )
-        .arg(
-            Arg::new(REALTIME_ID)
-                .long("realtime")
+        .args(SWITCHES.iter().map(|&(long, id)| {
+            Arg::new(id)
+                .long(long)
                 .action(ArgAction::SetTrue)
-                .help(format!("{} [setting: run.realtime: true]", layers::doc(REALTIME_ID).unwrap_or_default().replace('\n', " "))),
-        )
+                .help(format!(
+                    "{} [setting: {id}: true]",
+                    layers::doc(id).unwrap_or_default().replace('\n', " ")
+                ))
+        }))
 }
 
 /// `-X KEY=VALUE`.
@@ -398,8 +407,10 @@ fn overrides(m: &ArgMatches) -> (Vec<Override>, Vec<String>) {
     if let Ok(Some(true)) = m.try_get_one::<bool>(NO_CREATE_ID) {
         push(NO_CREATE_ID, "false", "--no-create-topic".into());
     }
-    if let Ok(Some(true)) = m.try_get_one::<bool>(REALTIME_ID) {
-        push(REALTIME_ID, "true", "--realtime".into());
+    for &(long, id) in SWITCHES {
+        if let Ok(Some(true)) = m.try_get_one::<bool>(id) {
+            push(id, "true", format!("--{long}"));
+        }
     }
     for p in m
         .try_get_many::<String>(PROPERTY_ID)

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::deliver::kafka::settings::KafkaSettings;
+use crate::engine::schedule::{RateProfile, Slo};
 use crate::error::ConfigError;
 use crate::model::FleetSpec;
 use crate::units::{in_range, Count, Dur, Rate};
@@ -46,6 +47,29 @@ pub struct RunSettings {
     /// is devices / sample_interval, following reloads of the interval. Excludes
     /// run.rate.
     pub realtime: bool,
+    /// Change the target rate while running: `ramp:FROM..TO/OVER` (linear from FROM to
+    /// TO over OVER), `step:R1,R2,.../EACH` (each rate for EACH) or
+    /// `burst:BASE,PEAK/EVERY,LENGTH` (PEAK for the last LENGTH of every EVERY). Rates
+    /// are fleet-wide, above 0 and up to 1e9 (`50k` accepted); durations 100ms to 1d; at
+    /// most 1000 steps. Ramps and steps hold their last rate until the run ends.
+    /// Excludes run.rate, run.realtime and run.find_max_rate.
+    pub rate_profile: Option<RateProfile>,
+    /// Search for the highest rate that meets run.latency_slo, in steps of
+    /// run.search_step: doubling from run.rate (or 1000/s) while steps pass, then
+    /// bisecting until within 5 %, at most 40 steps. A step passes when it delivers 95 %
+    /// of its target, none fail, and its latency quantile (from each reading's due time,
+    /// so corrected for coordinated omission) is within the SLO. The first step warms
+    /// up and is not judged. The run ends with the search and prints each step; exit
+    /// status 4 when no rate met the SLO. Excludes run.instance_count > 1.
+    pub find_max_rate: bool,
+    /// The latency objective of run.find_max_rate, `pQ=DURATION` (e.g. p99=50ms; the
+    /// quantile above p0 and below p100, the latency above 0 and up to 10m). Required
+    /// by run.find_max_rate.
+    pub latency_slo: Option<Slo>,
+    /// Length of each run.find_max_rate step, 1s to 1h; its first 30 % is not measured
+    /// while the pacers settle. After a failed step, generation pauses until what it
+    /// left queued is delivered (at most three steps' time).
+    pub search_step: Dur,
     /// Stop after this long (e.g. 30s, 5m; up to 365 days); null runs until stopped.
     pub duration: Option<Dur>,
     /// Stop after this many readings in total (up to 10^15); null runs until stopped.
@@ -116,6 +140,10 @@ impl Default for RunSettings {
         Self {
             rate: None,
             realtime: false,
+            rate_profile: None,
+            find_max_rate: false,
+            latency_slo: None,
+            search_step: Dur(std::time::Duration::from_secs(10)),
             duration: None,
             messages: None,
             seed: None,
@@ -210,6 +238,7 @@ impl Settings {
         self.device.validate()?;
         self.kafka.validate()?;
         self.run.validate(self.device.devices())?;
+        self.run.validate_schedule()?;
         if self.run.realtime && self.run.target_rate().is_some() {
             return Err(ConfigError::new(
                 "run.realtime",
@@ -237,6 +266,50 @@ impl Settings {
 }
 
 impl RunSettings {
+    /// What changes the rate on its own excludes anything else that sets it.
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
+        let conflict = |key: &str, other: &str| {
+            Err(ConfigError::new(
+                key,
+                format!("sets the rate itself and cannot be combined with {other}"),
+            ))
+        };
+        if self.rate_profile.is_some() {
+            if self.target_rate().is_some() {
+                return conflict("run.rate_profile", "run.rate");
+            }
+            if self.realtime {
+                return conflict("run.rate_profile", "run.realtime");
+            }
+            if self.find_max_rate {
+                return conflict("run.rate_profile", "run.find_max_rate");
+            }
+        }
+        if self.find_max_rate {
+            if self.realtime {
+                return conflict("run.find_max_rate", "run.realtime");
+            }
+            if self.instance_count > 1 {
+                return Err(ConfigError::new(
+                    "run.find_max_rate",
+                    "judges the whole fleet's rate in one process and cannot be combined with run.instance_count > 1",
+                ));
+            }
+            if self.latency_slo.is_none() {
+                return Err(ConfigError::new(
+                    "run.latency_slo",
+                    "is required by run.find_max_rate, e.g. p99=50ms",
+                ));
+            }
+        }
+        in_range(
+            "run.search_step",
+            self.search_step,
+            Dur(std::time::Duration::from_secs(1)),
+            Dur(std::time::Duration::from_secs(3600)),
+        )
+    }
+
     fn validate(&self, devices: u64) -> Result<(), ConfigError> {
         if let Some(Rate(rate)) = self.rate {
             if !rate.is_finite() || !(0.0..=MAX_RATE).contains(&rate) {

@@ -6,6 +6,7 @@
 //! entry points for one run. `reload` watches the configuration while a run goes on.
 
 pub mod reload;
+pub mod schedule;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::deliver::kafka::{self, MockGuard};
 use crate::deliver::stats::DeliveryStats;
 use crate::deliver::stdout::{Framing, StdoutSink};
 use crate::deliver::{handoff, thread as delivery, NullSink, Sink};
+use crate::engine::schedule::{Driver, SearchReport};
 use crate::error::Error;
 use crate::generate::live::{Live, LiveSettings};
 use crate::generate::stats::{Generated, WorkerStats};
@@ -104,15 +106,10 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let mut intervals = Vec::new();
     let deliveries = Arc::new(DeliveryStats::default());
     let (sink, _mock) = open_sink(run, &deliveries)?;
-    if run.seed_was_random {
-        log::info!(
-            "seed {} (pass --seed {} to repeat this run)",
-            run.seed,
-            run.seed
-        );
-    }
+    log_random_seed(run);
     let started = Instant::now();
     let started_unix_s = unix_now();
+    let mut driver = schedule::driver_for(&run.settings.run);
     let mut workers = start_workers(run, &plan, &live, &shutdown)?;
     let endpoints =
         start_endpoints_or_stop(run, &mut workers, &deliveries, &live, &shutdown, &instance)?;
@@ -135,6 +132,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         intervals: report_file.is_some().then_some(&mut intervals),
         live: &live,
         share: topology::instance_share(run),
+        driver: driver.as_mut(),
     };
     let warmup = progress::until_done(run, started, &mut watched, &delivery);
     let stats = workers.stats.clone();
@@ -150,7 +148,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let generation = generation_time(&stats, started, elapsed);
     // Stops the listeners (`Endpoints` stops on drop).
     drop(endpoints);
-    let summary = Summary::collect(Finished {
+    let mut summary = Summary::collect(Finished {
         run,
         generated: Generated::sum(&stats),
         deliveries: &deliveries,
@@ -161,6 +159,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         stop_reason: shutdown.reason().unwrap_or(StopReason::Messages),
         warmup,
     });
+    summary.search = driver.and_then(Driver::into_search).map(SearchReport::from);
     if let (Some(out), Some(path)) = (report_file.as_mut(), &run.settings.run.report_file) {
         let parts = report_file::Parts {
             run,
@@ -173,6 +172,17 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
         RunReport::from(parts).write(out, path)?;
     }
     Ok(summary)
+}
+
+/// Says which seed was picked, when none was given, so the run can be repeated.
+fn log_random_seed(run: &Run) {
+    if run.seed_was_random {
+        log::info!(
+            "seed {} (pass --seed {} to repeat this run)",
+            run.seed,
+            run.seed
+        );
+    }
 }
 
 /// Starts the endpoints; if they fail, stops the workers first. They are running and

@@ -23,7 +23,9 @@ impl LiveSettings {
     /// The live part of `settings`.
     pub fn of(settings: &Settings) -> Self {
         Self {
-            rate: if settings.run.realtime {
+            rate: if let Some(driver) = crate::engine::schedule::driver_for(&settings.run) {
+                Some(driver.first_rate())
+            } else if settings.run.realtime {
                 // One reading per device per sample interval of wall time.
                 let interval = settings.device.simulator.sample_interval.0.as_secs_f64();
                 Some(settings.device.devices() as f64 / interval)

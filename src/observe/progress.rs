@@ -37,6 +37,8 @@ pub struct Watched<'a> {
     /// fleet, for each interval's target.
     pub live: &'a crate::generate::live::Live,
     pub share: f64,
+    /// What changes the rate on its own (`run.rate_profile`, `run.find_max_rate`).
+    pub driver: Option<&'a mut crate::engine::schedule::Driver>,
 }
 
 /// The HdrHistogram interval log: each interval's latency histograms (µs), tagged
@@ -167,6 +169,7 @@ pub fn until_done(
             );
             w.shutdown.request(StopReason::Error);
         }
+        drive(w, started);
         if warmup.is_none() && warmup_for.is_some_and(|d| started.elapsed() >= d) {
             warmup = Some(end_warmup(w, started));
         }
@@ -195,6 +198,18 @@ pub fn until_done(
         log::warn!("the run ended within its warm-up; rates and latency include all of it");
     }
     warmup
+}
+
+/// Lets the rate driver, if any, publish its next rate; stops the run when its search
+/// is over.
+fn drive(w: &mut Watched<'_>, started: Instant) {
+    if let Some(driver) = w.driver.as_deref_mut() {
+        let sent = Generated::sum(w.workers).messages;
+        let over = driver.tick(started.elapsed(), w.live, w.deliveries, sent);
+        if over && !w.shutdown.is_requested() {
+            w.shutdown.request(StopReason::SearchDone);
+        }
+    }
 }
 
 /// What a progress bar counts: readings for a `--messages` run, time for a `--duration` run.

@@ -120,6 +120,9 @@ pub struct Summary {
     /// Errors librdkafka reported (lost connections, brokers down, failed
     /// authentication); each was logged as it happened.
     pub client_errors: u64,
+    /// `run.find_max_rate`'s steps and result; absent for other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::engine::schedule::SearchReport>,
 }
 
 impl Summary {
@@ -234,6 +237,7 @@ impl Summary {
                 alerts_dropped: g.dropped_alerts,
                 retries: d.retries,
                 client_errors: d.client_errors,
+                search: None,
             }
         });
         if !summary.is_balanced() {
@@ -267,6 +271,9 @@ impl Summary {
                 self.achieved_rate
             ));
         }
+        for line in self.search.iter().flat_map(|s| s.lines()) {
+            output::report(to_stderr, line);
+        }
         for (reason, n) in &self.errors {
             if reason.contains("in doubt: ") {
                 output::report(to_stderr, format_args!("  {n} {reason}"));
@@ -298,6 +305,8 @@ impl Summary {
                 readings: self.messages_failed + self.messages_in_doubt,
                 alerts: self.alerts_failed + self.alerts_in_doubt,
             })
+        } else if let Some(s) = self.search.as_ref().filter(|s| s.found.is_none()) {
+            Err(Error::NoRateMetSlo { slo: s.slo.clone() })
         } else if let (true, Some(target)) = (self.target_missed, self.target_rate) {
             Err(Error::TargetMissed {
                 achieved: self.achieved_rate,
@@ -428,6 +437,7 @@ mod tests {
             alerts_dropped: 0,
             retries: 0,
             client_errors: 0,
+            search: None,
         }
     }
 

@@ -268,6 +268,8 @@ fn merged_summary(
         alerts_dropped: sum(|s| s.alerts_dropped),
         retries: sum(|s| s.retries),
         client_errors: sum(|s| s.client_errors),
+        // Each instance searched its own share; their searches do not merge.
+        search: None,
     }
 }
 

@@ -23,6 +23,7 @@ mod pacing;
 mod progress_bar;
 mod prometheus_live;
 mod protobuf;
+mod rate_schedule;
 mod secrets;
 mod security;
 mod shutdown;
