@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use proptest::prelude::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -344,4 +345,25 @@ pub fn signal(pid: u32, signal: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// Configured labels for property tests: characters JSON must escape, multi-byte
+/// text, up to `max_chars` of them (50 gives protobuf two-byte lengths now and then).
+pub fn label(max_chars: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just('"'),
+            Just('\\'),
+            Just('\n'),
+            Just('\u{0}'),
+            Just('\u{1f}'),
+            Just('栋'),
+            Just('é'),
+            Just('😀'),
+            prop::char::range('a', 'z'),
+            any::<char>(),
+        ],
+        1..max_chars,
+    )
+    .prop_map(|cs| cs.into_iter().collect())
 }

@@ -8,36 +8,16 @@ use iotblast::units::Count;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::common::{assert_alert_schema_valid, assert_schema_valid};
-
-/// Strings with the characters JSON must escape, plus multi-byte text.
-fn label() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop_oneof![
-            Just('"'),
-            Just('\\'),
-            Just('\n'),
-            Just('\u{0}'),
-            Just('\u{1f}'),
-            Just('栋'),
-            Just('é'),
-            Just('😀'),
-            prop::char::range('a', 'z'),
-            any::<char>(),
-        ],
-        1..12,
-    )
-    .prop_map(|cs| cs.into_iter().collect())
-}
+use crate::common::{assert_alert_schema_valid, assert_schema_valid, label};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn encoded_readings_round_trip(
-        buildings in prop::collection::vec(label(), 1..4),
-        models in prop::collection::vec(label(), 1..3),
-        firmwares in prop::collection::vec(label(), 1..3),
+        buildings in prop::collection::vec(label(12), 1..4),
+        models in prop::collection::vec(label(12), 1..3),
+        firmwares in prop::collection::vec(label(12), 1..3),
         seed in any::<u64>(),
         device_count in 1u64..3_000_000,
         device_frac in 0.0f64..1.0,
