@@ -249,7 +249,7 @@ impl Fleet {
     #[inline]
     fn undisturbed(&self, st: &DeviceState, env: &Environment, location: Location) -> [f64; 4] {
         let d = &self.derived;
-        let shared = env.shared(location, self.spec.simulator.floors_per_building);
+        let shared = env.shared(location);
         let mut values = [0.0; 4];
         for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
             let sp = self.spec.thresholds.sensor(sensor);

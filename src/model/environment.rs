@@ -84,16 +84,23 @@ pub struct Environment {
     /// Pressure, outdoor temperature and outdoor humidity anomalies.
     weather: [f64; 3],
     buildings: Range<usize>,
+    floors_per_building: usize,
     /// Each building's own climate process: temperature, humidity.
     climate: Vec<[f64; 2]>,
     /// Each building's HVAC response to the day: gain and lag in hours.
     hvac: Vec<(f64, f64)>,
-    /// Indices `building × floors + floor - 1`.
+    /// Floor indices (`floor_index`).
     floors: Range<usize>,
     load: Vec<f64>,
     trend: TrendPoint,
     /// Each building's indoor day shape at `seq`.
     day: Vec<f64>,
+}
+
+/// A floor's index across the site: `building × floors_per_building + floor - 1`.
+#[inline]
+fn floor_index(l: Location, floors_per_building: usize) -> usize {
+    l.building * floors_per_building + l.floor as usize - 1
 }
 
 /// The stream of process `id` (0 the weather, then buildings, then floors) at `seq`.
@@ -111,8 +118,8 @@ impl Environment {
     /// building, then floor order, so a contiguous range touches a contiguous range of
     /// buildings and floors.
     pub fn new(fleet: &Fleet, devices: Range<u64>) -> Self {
-        let floors_per = fleet.spec.simulator.floors_per_building as usize;
-        let index = |l: Location| l.building * floors_per + l.floor as usize - 1;
+        let floors_per_building = fleet.spec.simulator.floors_per_building as usize;
+        let index = |l| floor_index(l, floors_per_building);
         let (first, last) = if devices.is_empty() {
             (fleet.location(0), fleet.location(0))
         } else {
@@ -141,6 +148,7 @@ impl Environment {
             day: vec![0.0; buildings.len()],
             hvac,
             buildings,
+            floors_per_building,
             load: vec![0.0; floors.len()],
             floors,
             trend: TrendPoint::default(),
@@ -194,11 +202,9 @@ impl Environment {
 
     /// What a device at `location` shares, at the round last stepped to.
     #[inline]
-    pub fn shared(&self, location: Location, floors_per_building: u32) -> Shared {
+    pub fn shared(&self, location: Location) -> Shared {
         let b = location.building - self.buildings.start;
-        let g = location.building * floors_per_building as usize + location.floor as usize
-            - 1
-            - self.floors.start;
+        let g = floor_index(location, self.floors_per_building) - self.floors.start;
         let (w, own) = (WEATHER_SHARE.sqrt(), (1.0 - WEATHER_SHARE).sqrt());
         let [pressure, outdoor_t, outdoor_h] = self.weather;
         let day = self.day[b];

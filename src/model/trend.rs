@@ -26,11 +26,10 @@ pub struct SimClock {
     pub step_s: f64,
 }
 
-/// The shared trend shapes at one simulated instant, each in -1..=1.
+/// The site-wide trend shapes at one simulated instant, each in -1..=1. The day's
+/// temperature shape is each building's own (`SimClock::day_shape`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct TrendPoint {
-    /// Day/night cycle: +1 at 15:00, -1 at 03:00.
-    pub diurnal: f64,
     /// Season: +1 in mid-July, -1 in mid-January.
     pub seasonal: f64,
     /// Electrical load: +1 at 13:00, -1 at 01:00.
@@ -51,12 +50,17 @@ impl SimClock {
         (self.at(seq) * 1000.0).round() as i64
     }
 
-    /// The day's temperature shape at reading `seq` for a building whose HVAC delays
-    /// it by `lag_h` hours: `diurnal`, shifted.
+    /// Hour of the day (UTC) of reading `seq`, 0 to 24.
+    #[inline]
+    fn hour(&self, seq: u64) -> f64 {
+        self.at(seq).rem_euclid(DAY_S) / 3600.0
+    }
+
+    /// The day/night cycle at reading `seq`, delayed by `lag_h` hours (a building's
+    /// HVAC): +1 at 15:00 + lag, -1 twelve hours later.
     #[inline]
     pub fn day_shape(&self, seq: u64, lag_h: f64) -> f64 {
-        let hour = self.at(seq).rem_euclid(DAY_S) / 3600.0;
-        (TAU * (hour - TEMPERATURE_PEAK_HOUR - lag_h) / 24.0).cos()
+        (TAU * (self.hour(seq) - TEMPERATURE_PEAK_HOUR - lag_h) / 24.0).cos()
     }
 
     /// Whole simulated seconds from seq 0 to reading `seq`.
@@ -67,13 +71,10 @@ impl SimClock {
 
     /// The trend shapes at reading `seq`.
     pub fn trend(&self, seq: u64) -> TrendPoint {
-        let t = self.at(seq);
-        let hour = t.rem_euclid(DAY_S) / 3600.0;
-        let day = t.rem_euclid(YEAR_S) / DAY_S;
+        let day = self.at(seq).rem_euclid(YEAR_S) / DAY_S;
         TrendPoint {
-            diurnal: (TAU * (hour - TEMPERATURE_PEAK_HOUR) / 24.0).cos(),
             seasonal: (TAU * (day - HUMIDITY_PEAK_DAY) / 365.0).cos(),
-            load: (TAU * (hour - LOAD_PEAK_HOUR) / 24.0).cos(),
+            load: (TAU * (self.hour(seq) - LOAD_PEAK_HOUR) / 24.0).cos(),
         }
     }
 }
@@ -89,12 +90,17 @@ mod tests {
             start_s: 1_767_225_600.0,
             step_s: 3600.0,
         };
-        assert!((c.trend(15).diurnal - 1.0).abs() < 1e-9);
-        assert!((c.trend(3).diurnal + 1.0).abs() < 1e-9);
+        assert!((c.day_shape(15, 0.0) - 1.0).abs() < 1e-9);
+        assert!((c.day_shape(3, 0.0) + 1.0).abs() < 1e-9);
+        assert!(
+            (c.day_shape(17, 2.0) - 1.0).abs() < 1e-9,
+            "a 2 h lag peaks at 17:00"
+        );
         assert!((c.trend(13).load - 1.0).abs() < 1e-9);
         assert!(c.trend(0).seasonal < -0.9, "January is the dry season");
         let (a, b) = (c.trend(15), c.trend(24 + 15));
-        assert!((a.diurnal - b.diurnal).abs() < 1e-9 && (a.load - b.load).abs() < 1e-9);
+        let same_day = (c.day_shape(15, 0.0) - c.day_shape(24 + 15, 0.0)).abs() < 1e-9;
+        assert!(same_day && (a.load - b.load).abs() < 1e-9);
         assert!(b.seasonal > a.seasonal, "January warms towards July");
     }
 }
