@@ -125,6 +125,19 @@ impl Weights {
         ]
     }
 
+    /// The weights from an array in the order of `Kind::ALL` (`as_array`'s inverse).
+    #[cfg(test)]
+    pub fn from_array([spike, drift, stuck, dropout, chatter, battery_drain]: [f64; 6]) -> Self {
+        Self {
+            spike,
+            drift,
+            stuck,
+            dropout,
+            chatter,
+            battery_drain,
+        }
+    }
+
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         for (k, w) in Kind::ALL.iter().zip(self.as_array()) {
             if !(0.0..=MAX_WEIGHT).contains(&w) {
@@ -217,33 +230,25 @@ impl Active {
 mod tests {
     use super::*;
 
-    fn weights([spike, drift, stuck, dropout, chatter, battery_drain]: [f64; 6]) -> Weights {
-        Weights {
-            spike,
-            drift,
-            stuck,
-            dropout,
-            chatter,
-            battery_drain,
-        }
-    }
-
     #[test]
     fn kinds_are_picked_by_weight() {
-        let c = weights([1.0, 0.0, 0.0, 0.0, 0.0, 3.0]).cumulative();
+        let c = Weights::from_array([1.0, 0.0, 0.0, 0.0, 0.0, 3.0]).cumulative();
         assert_eq!(pick(&c, 0.0), Kind::Spike);
         assert_eq!(pick(&c, 0.24), Kind::Spike);
         assert_eq!(pick(&c, 0.26), Kind::BatteryDrain);
         assert_eq!(pick(&c, 0.999_999_999), Kind::BatteryDrain);
-        let only_drift = weights([0.0, 2.0, 0.0, 0.0, 0.0, 0.0]).cumulative();
+        let only_drift = Weights::from_array([0.0, 2.0, 0.0, 0.0, 0.0, 0.0]).cumulative();
         assert_eq!(pick(&only_drift, 0.7), Kind::Drift);
     }
 
     #[test]
     fn weights_must_be_non_negative_and_not_all_zero() {
-        let err = weights([0.0; 6]).validate("w").unwrap_err().to_string();
+        let err = Weights::from_array([0.0; 6])
+            .validate("w")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least one weight"), "{err}");
-        let err = weights([1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+        let err = Weights::from_array([1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
             .validate("w")
             .unwrap_err()
             .to_string();

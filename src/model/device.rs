@@ -560,14 +560,7 @@ mod tests {
         let spec = FleetSpec::with_simulator(|s| {
             s.anomaly_rate = 0.02;
             // Every kind equally likely, so each shows up (drains are rare by default).
-            s.anomaly_weights = crate::model::anomaly::Weights {
-                spike: 1.0,
-                drift: 1.0,
-                stuck: 1.0,
-                dropout: 1.0,
-                chatter: 1.0,
-                battery_drain: 1.0,
-            };
+            s.anomaly_weights = crate::model::anomaly::Weights::from_array([1.0; 6]);
         });
         let f = Fleet::new(spec, 11);
         let rs = generate(&f, 2000, 100);
@@ -604,14 +597,8 @@ mod tests {
     fn spikes_stay_inside_the_range_without_piling_at_its_edge() {
         let spec = FleetSpec::with_simulator(|s| {
             s.anomaly_rate = 0.05;
-            s.anomaly_weights = crate::model::anomaly::Weights {
-                spike: 1.0,
-                drift: 0.0,
-                stuck: 0.0,
-                dropout: 0.0,
-                chatter: 0.0,
-                battery_drain: 0.0,
-            };
+            s.anomaly_weights =
+                crate::model::anomaly::Weights::from_array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         });
         let f = Fleet::new(spec, 13);
         // Per sensor: [spiked, spiked at the maximum, undisturbed, undisturbed at it].
