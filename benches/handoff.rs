@@ -14,7 +14,7 @@ fn handoff_round_trip(c: &mut Criterion) {
         g.bench_function(format!("batch_{batch_size}"), |b| {
             b.iter_custom(|iters| {
                 let (mut worker, delivery) =
-                    handoff::channel(0, Shape::readings(batch_size, 512, 13), 4);
+                    handoff::channel(0, Shape::readings(batch_size, 512, 13), 4, 0);
                 let drain = std::thread::spawn(move || {
                     while let Ok(batch) = delivery.full.recv() {
                         delivery.recycle(batch);

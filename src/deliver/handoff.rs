@@ -22,6 +22,8 @@ pub struct WorkerSide {
 
 /// The delivery thread's end for one worker.
 pub struct DeliverySide {
+    /// The worker's index (`Batch::worker`).
+    pub worker: usize,
     pub full: Receiver<Batch>,
     empty: Sender<Batch>,
     depth: Arc<Depth>,
@@ -47,9 +49,16 @@ impl Depth {
     }
 }
 
-/// Creates the channels for worker `worker` and pre-allocates its batches.
-pub fn channel(worker: usize, shape: Shape, in_flight: usize) -> (WorkerSide, DeliverySide) {
-    let pool = in_flight + 2;
+/// Creates the channels for worker `worker` and pre-allocates its batches: `in_flight`
+/// queued, one being filled, one being sent, and `held` more that the sink may keep
+/// until their messages are delivered (`Sink::holds_bytes`).
+pub fn channel(
+    worker: usize,
+    shape: Shape,
+    in_flight: usize,
+    held: usize,
+) -> (WorkerSide, DeliverySide) {
+    let pool = in_flight + 2 + held;
     let (full_tx, full_rx) = bounded(in_flight);
     let (empty_tx, empty_rx) = bounded(pool);
     let spare = (0..pool).map(|_| Batch::new(shape, worker)).collect();
@@ -65,6 +74,7 @@ pub fn channel(worker: usize, shape: Shape, in_flight: usize) -> (WorkerSide, De
             depth: Arc::clone(&depth),
         },
         DeliverySide {
+            worker,
             full: full_rx,
             empty: empty_tx,
             depth,
@@ -144,7 +154,7 @@ mod tests {
 
     #[test]
     fn batches_circulate_without_new_allocations() {
-        let (mut w, d) = channel(0, Shape::readings(4, 8, 4), 2);
+        let (mut w, d) = channel(0, Shape::readings(4, 8, 4), 2, 0);
         // in_flight + 2 batches exist; after they are all out, take() waits for a return.
         for _ in 0..4 {
             let Take::Ready(b) = w.take() else {
@@ -165,7 +175,7 @@ mod tests {
 
     #[test]
     fn ship_blocks_at_in_flight_and_fails_when_closed() {
-        let (mut w, d) = channel(0, Shape::readings(1, 8, 4), 1);
+        let (mut w, d) = channel(0, Shape::readings(1, 8, 4), 1, 0);
         let Take::Ready(b) = w.take() else { panic!() };
         assert!(w.ship(b).is_none());
         assert_eq!(d.full.len(), 1);

@@ -22,11 +22,19 @@ use crate::shutdown::Shutdown;
 
 pub trait Sink: Send {
     /// Hands every message of `batch` on. Outcomes known at once are recorded now,
-    /// the rest when their delivery reports arrive.
-    fn send(&mut self, batch: &Batch, shutdown: &Shutdown);
+    /// the rest when their delivery reports arrive. Batches the sink no longer needs,
+    /// this one or earlier ones, go to `done` to be reused.
+    fn send(&mut self, batch: Batch, shutdown: &Shutdown, done: &mut Vec<Batch>);
 
-    /// Serves pending delivery reports without blocking.
-    fn poll(&mut self) {}
+    /// Serves pending delivery reports without blocking; finished batches go to `done`.
+    fn poll(&mut self, _done: &mut Vec<Batch>) {}
+
+    /// Bytes of payload the sink may still read after `send` returns: a sink that does
+    /// not copy keeps batches until their messages are delivered, and each worker's
+    /// pool needs that many more batches.
+    fn holds_bytes(&self) -> usize {
+        0
+    }
 
     /// Waits up to `timeout` for outstanding messages, then records the rest as failed.
     fn finish(&mut self, _timeout: Duration) {}
@@ -38,7 +46,7 @@ pub struct NullSink {
 }
 
 impl Sink for NullSink {
-    fn send(&mut self, batch: &Batch, _: &Shutdown) {
+    fn send(&mut self, batch: Batch, _: &Shutdown, done: &mut Vec<Batch>) {
         let (n, bytes) = (batch.len() as u64, batch.bytes() as u64);
         let alerts = batch.alerts().len() as u64;
         self.stats.with(|d| {
@@ -46,5 +54,6 @@ impl Sink for NullSink {
             d.bytes_delivered += bytes;
             d.alerts_delivered += alerts;
         });
+        done.push(batch);
     }
 }

@@ -73,7 +73,15 @@ pub fn varint(mut v: u64, buf: &mut [u8; 10]) -> usize {
 }
 
 impl Sink for StdoutSink {
-    fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
+    fn send(&mut self, batch: Batch, shutdown: &Shutdown, done: &mut Vec<Batch>) {
+        self.write(&batch, shutdown);
+        done.push(batch);
+    }
+}
+
+impl StdoutSink {
+    /// Writes `batch` and records its outcome.
+    fn write(&mut self, batch: &Batch, shutdown: &Shutdown) {
         let n = batch.len() as u64;
         if let Some(reason) = &self.broken {
             self.stats.with(|d| d.failed(n, reason));

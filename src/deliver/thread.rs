@@ -2,13 +2,15 @@
 //!
 //! Runs once per batch. It takes one batch per worker per pass (round robin, so no
 //! worker starves), polls the sink between passes so delivery callbacks are served
-//! promptly, and when every worker has finished it flushes the sink.
+//! promptly, returns each batch the sink is done with to its worker, and when every
+//! worker has finished it flushes the sink.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Select, TryRecvError};
 
+use crate::deliver::batch::Batch;
 use crate::deliver::handoff::DeliverySide;
 use crate::deliver::Sink;
 use crate::shutdown::Shutdown;
@@ -30,6 +32,13 @@ pub fn run(
         select.recv(&side.full);
     }
     let mut live: Vec<usize> = (0..sides.len()).collect();
+    // Batches the sink is done with, returned to their workers after each step.
+    let mut done = Vec::new();
+    let recycle = |done: &mut Vec<_>| {
+        for batch in done.drain(..) {
+            recycle_to(&sides, batch);
+        }
+    };
     while !live.is_empty() {
         let mut progressed = false;
         let mut i = 0;
@@ -37,8 +46,8 @@ pub fn run(
             let side = &sides[live[i]];
             match side.try_take() {
                 Ok(batch) => {
-                    sink.send(&batch, &shutdown);
-                    side.recycle(batch);
+                    sink.send(batch, &shutdown, &mut done);
+                    recycle(&mut done);
                     progressed = true;
                     i += 1;
                 }
@@ -49,7 +58,8 @@ pub fn run(
                 }
             }
         }
-        sink.poll();
+        sink.poll(&mut done);
+        recycle(&mut done);
         if !progressed && !live.is_empty() {
             let _ = select.ready_timeout(IDLE_WAIT);
         }
@@ -57,4 +67,12 @@ pub fn run(
     // A run that was stopped (signal, duration, stall) has one flush timeout from the
     // stop in all; a run that finished its messages gets a whole one to flush.
     sink.finish(shutdown.grace_left(flush_timeout));
+}
+
+/// Returns `batch` to the worker that filled it (dropped if that worker has finished).
+fn recycle_to(sides: &[DeliverySide], batch: Batch) {
+    match sides.iter().find(|s| s.worker == batch.worker) {
+        Some(side) => side.recycle(batch),
+        None => drop(batch),
+    }
 }

@@ -110,7 +110,8 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let started = Instant::now();
     let started_unix_s = unix_now();
     let mut driver = schedule::driver_for(&run.settings.run);
-    let mut workers = start_workers(run, &plan, &live, &shutdown)?;
+    let held = held_batches(run, plan.workers.len(), sink.holds_bytes());
+    let mut workers = start_workers(run, &plan, &live, &shutdown, held)?;
     let endpoints =
         start_endpoints_or_stop(run, &mut workers, &deliveries, &live, &shutdown, &instance)?;
     let delivery = {
@@ -338,12 +339,36 @@ impl Workers {
     }
 }
 
+/// The most payload the batch pools of all workers together hold for a sink that keeps
+/// batches until delivery: a larger librdkafka queue than this waits on the pool.
+pub const MAX_HELD_BYTES: usize = 256 << 20;
+
+/// Extra batches per worker for a sink that keeps them until their messages are
+/// delivered: enough to fill `bytes` (at most `MAX_HELD_BYTES`) with readings of this
+/// fleet's typical length, split over `workers`. Batches are allocated up front, but
+/// their pages become resident only once filled.
+fn held_batches(run: &Run, workers: usize, bytes: usize) -> usize {
+    if bytes == 0 {
+        return 0;
+    }
+    let fleet = Fleet::new(run.settings.device.clone(), run.seed);
+    let encoder = crate::generate::encoder::Encoder::new(&fleet, run.settings.run.format);
+    let mut typical = Vec::with_capacity(encoder.max_len());
+    encoder.encode(&fleet.last_reading(0, 0..1, 0), &mut typical);
+    let batch = run.settings.device.simulator.batch_size * typical.len().max(1);
+    bytes
+        .min(MAX_HELD_BYTES)
+        .div_ceil(batch)
+        .div_ceil(workers.max(1))
+}
+
 /// Starts one pinned worker per planned range.
 fn start_workers(
     run: &Run,
     plan: &Plan,
     live: &Arc<Live>,
     shutdown: &Arc<Shutdown>,
+    held: usize,
 ) -> Result<Workers, Error> {
     let fleet = Fleet::new(run.settings.device.clone(), run.seed);
     let sim = &run.settings.device.simulator;
@@ -362,7 +387,7 @@ fn start_workers(
         sides: Vec::with_capacity(plan.workers.len()),
     };
     for wp in &plan.workers {
-        let (side, delivery_side) = handoff::channel(wp.index, shape, sim.queue_buffer_size);
+        let (side, delivery_side) = handoff::channel(wp.index, shape, sim.queue_buffer_size, held);
         w.sides.push(delivery_side);
         let stats = Arc::new(WorkerStats::default());
         w.stats.push(Arc::clone(&stats));

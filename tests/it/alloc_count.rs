@@ -83,7 +83,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>, format: Format) ->
     let fleet = Fleet::new(spec, 3);
     let batch_size = 256;
     let shape = Encoder::new(&fleet, format).batch_shape(batch_size, true);
-    let (side, delivery) = handoff::channel(0, shape, 2);
+    let (side, delivery) = handoff::channel(0, shape, 2, 0);
     let worker = Worker {
         devices: 0..1000,
         fleet,

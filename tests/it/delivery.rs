@@ -169,3 +169,57 @@ fn a_warm_up_is_counted_but_left_out_of_the_rates() {
         n(&s, "messages_delivered") + n(&s, "messages_failed") + n(&s, "messages_in_doubt")
     );
 }
+
+/// Payloads go to librdkafka without a copy, so a batch must not be refilled before its
+/// last message is acknowledged. With acks slowed to 30 ms, small batches and two
+/// workers, batches cycle through the pool many times while librdkafka still points
+/// into them: every payload read back must still be exactly the reading the stdout sink
+/// prints for the same seed.
+#[test]
+fn slow_acks_never_let_a_batch_be_refilled_under_librdkafka() {
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    mock.create_topic("zero-copy", 4, 1).unwrap();
+    mock.broker_round_trip_time(1, Duration::from_millis(30))
+        .unwrap();
+    let n = 20_000;
+    let common = [
+        "--devices",
+        "400",
+        "--messages",
+        "20000",
+        "--seed",
+        "11",
+        "--cores",
+        "2",
+        "--batch-size",
+        "64",
+        "--alerts-topic",
+        "",
+    ];
+    let bootstrap = mock.bootstrap_servers();
+    let kafka = [
+        &common[..],
+        &["--brokers", &bootstrap, "--topic", "zero-copy", "--json"],
+    ]
+    .concat();
+    let out = run(&kafka);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        summary_from(&out.stdout)["messages_delivered"].as_u64(),
+        Some(n)
+    );
+    let read = crate::common::consume(&bootstrap, "zero-copy", n as usize, Duration::from_secs(60));
+    let printed = run(&[&common[..], &["--sink", "stdout"]].concat());
+    assert!(printed.status.success());
+    let want = crate::common::without_timestamps(crate::common::stdout_readings(&printed));
+    let got = crate::common::without_timestamps(read.into_iter().map(|r| r.value));
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "payloads read back differ from the readings made"
+    );
+}

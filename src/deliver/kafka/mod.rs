@@ -1,14 +1,17 @@
 //! Produces batches to Kafka with one rdkafka `BaseProducer`, owned by the delivery thread.
 //! `settings` declares the `kafka:` section of the configuration.
 //!
-//! Batches are enqueued by `produce_batch` (one librdkafka call per partition group);
-//! librdkafka copies keys and payloads (`RD_KAFKA_MSG_F_COPY`), so a batch can be
-//! recycled as soon as it is enqueued. Backpressure (`QueueFull`) is a state, not an
-//! error: serve delivery reports and retry from the refused message. Shutdown always
-//! flushes, because dropping a producer purges its queue; whatever is still queued
-//! after the flush timeout is purged and its delivery reports count it as failed.
+//! Batches are enqueued by `produce_batch` (one librdkafka call per partition group)
+//! without copying payloads: librdkafka points into the batch, which `reports` keeps
+//! until every message of it has a delivery report, then returns to its worker.
+//! `reports` also serves librdkafka's event queue. Backpressure (`QueueFull`) is a
+//! state, not an error: serve delivery reports and retry from the refused message.
+//! Shutdown always flushes, because dropping a producer purges its queue; whatever is
+//! still queued after the flush timeout is purged and its delivery reports count it as
+//! failed.
 
 pub mod produce_batch;
+pub mod reports;
 pub mod settings;
 
 use std::sync::Arc;
@@ -20,16 +23,18 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
-use crate::deliver::batch::{clock_us, Batch};
+use crate::deliver::batch::Batch;
 use crate::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
+use crate::deliver::kafka::reports::{opaque, InFlight, MainQueue};
 use crate::deliver::kafka::settings::KafkaSettings;
 use crate::deliver::stats::DeliveryStats;
 use crate::deliver::Sink;
 use crate::error::{Error, TopicCreate, Unreachable};
 use crate::shutdown::Shutdown;
 
-/// How long to serve delivery reports when librdkafka's queue is full before retrying.
-const QUEUE_FULL_POLL: Duration = Duration::from_micros(200);
+/// How long to wait for a delivery report when librdkafka's queue is full before
+/// retrying; the wait ends at the first report.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 
 /// Keeps the embedded mock cluster alive for as long as the run uses it.
 pub struct MockGuard(
@@ -145,69 +150,31 @@ impl ClientErrors {
     }
 }
 
-/// A delivery opaque: bit 0 marks an alert (so reports are told apart without a
-/// topic-name comparison); bits 1..=32 hold when the message was due (`clock_us`);
-/// bits 33.. how long after that it was handed to librdkafka, in µs (saturating at
-/// about 35 minutes, beyond the latency histograms' 10-minute range).
-const ALERT_BIT: usize = 1;
-
-#[inline]
-fn opaque(alert: bool, due: u32, sent: u32) -> usize {
-    let waited = sent.wrapping_sub(due).min(i32::MAX as u32) as usize;
-    (waited << 33) | ((due as usize) << 1) | usize::from(alert)
-}
-
-/// `(alert, due, waited)` from an opaque.
-#[inline]
-fn unpack(tag: usize) -> (bool, u32, u64) {
-    (tag & ALERT_BIT != 0, (tag >> 1) as u32, (tag >> 33) as u64)
-}
-
 impl ProducerContext for DeliveryContext {
-    /// See [`opaque`].
+    /// See `reports::opaque`.
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
-        let (alert, due, waited) = unpack(tag);
-        match result {
-            Ok(_) if alert => self.stats.with(|d| d.alerts_delivered += 1),
-            Ok(msg) => {
-                let len = msg.payload_len();
-                // Read for every report (a vDSO call, ~25 ns): a clock shared across
-                // reports would report near-zero latency at low rates, where reports
-                // arrive one by one, far apart.
-                let latency = clock_us(Instant::now()).wrapping_sub(due) as u64;
-                let ack = latency.saturating_sub(waited);
-                self.stats.with(|d| d.ok(len, Some((latency, ack))));
-            }
-            Err((e, msg)) => {
-                let reason = e.to_string();
-                // librdkafka knows whether the message may have reached the broker (it was
-                // in flight when it timed out or was purged): such a message is in
-                // doubt, not failed, since it may be in the topic.
-                // SAFETY: `msg` is a valid message for the duration of this callback.
-                let status = unsafe { rdkafka::bindings::rd_kafka_message_status(msg.ptr()) };
-                let possibly = status
-                    == rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
-                self.stats.with(|d| match (possibly, alert) {
-                    (true, _) => d.in_doubt(alert, 1, &reason),
-                    (false, true) => d.alerts_failed(1, &reason),
-                    (false, false) => d.failed(1, &reason),
-                });
-            }
-        }
-    }
+    /// Unused while the sink runs: `reports::serve` takes every delivery report from
+    /// the queue itself. rust-rdkafka's own poll sees reports only when the producer is
+    /// dropped, after `KafkaSink::finish` has given every message an outcome.
+    fn delivery(&self, _: &DeliveryResult<'_>, _: usize) {}
 }
 
 pub struct KafkaSink {
-    // Declared before `producer`: fields drop in order, and topic handles must go first.
+    // Fields drop in order: topic handles and the queue before `producer`, and the
+    // batches librdkafka may still point into after it (`rd_kafka_destroy` returns
+    // only when librdkafka's threads are done with them).
     batches: BatchProducer,
     alerts: Option<BatchProducer>,
+    queue: MainQueue,
     producer: BaseProducer<DeliveryContext>,
+    in_flight: InFlight,
     stats: Arc<DeliveryStats>,
     flush_grace: Duration,
     /// Readings and alerts handed to this sink, to find those without a delivery report.
     handed: (u64, u64),
+    /// librdkafka's queue limit, `queue.buffering.max.kbytes`, in bytes.
+    queue_bytes: usize,
 }
 
 /// What `open` set up: the sink, a description for the log, and the mock cluster if any.
@@ -285,14 +252,29 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
         sink: KafkaSink {
             batches,
             alerts,
+            queue: MainQueue::of(&producer),
             producer,
+            in_flight: InFlight::new(Arc::clone(&stats)),
             stats,
             flush_grace: k.flush_timeout.0,
             handed: (0, 0),
+            queue_bytes: queue_bytes(&config),
         },
         description,
         mock,
     })
+}
+
+/// librdkafka's default `queue.buffering.max.kbytes`, in KiB.
+const QUEUE_KBYTES: usize = 1_048_576;
+
+/// The producer's queue limit in bytes (`queue.buffering.max.kbytes`).
+fn queue_bytes(config: &rdkafka::ClientConfig) -> usize {
+    config
+        .get("queue.buffering.max.kbytes")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(QUEUE_KBYTES)
+        .saturating_mul(1024)
 }
 
 /// Fetches metadata within `connect_timeout` (so an unreachable cluster fails fast and
@@ -380,38 +362,82 @@ fn create_topic(
     Ok(())
 }
 
-/// Enqueues everything `batches` has loaded. Backpressure (`QueueFull`) is served by
-/// polling and retrying from the refused message; messages that fail for good, or are
-/// still refused past the shutdown grace, go to `failed(count, reason)`.
-fn enqueue(
-    batches: &mut BatchProducer,
-    producer: &BaseProducer<DeliveryContext>,
-    shutdown: &Shutdown,
-    flush_grace: Duration,
-    failed: impl Fn(u64, &str),
-) {
-    let mut start = 0;
-    while let Enqueued::QueueFullAt(at) = batches.enqueue(start, |err| {
-        failed(1, &format!("not enqueued: {err}"));
-    }) {
-        start = at;
-        // Short: rust-rdkafka's poll(t) always blocks for all of t, and every
-        // microsecond in it is one the queue may already have room again.
-        producer.poll(QUEUE_FULL_POLL);
-        if shutdown.past_grace(flush_grace) {
-            failed(
-                (batches.len() - at) as u64,
-                "not enqueued: producer queue still full at shutdown",
-            );
-            break;
-        }
-    }
-}
-
 /// How long to serve the delivery reports of a purge at exit.
 const PURGE_REPORTS: Duration = Duration::from_secs(1);
 
 impl KafkaSink {
+    /// Serves librdkafka's events, waiting up to `wait` for the first.
+    fn serve(&mut self, wait: Duration, done: &mut Vec<Batch>) -> usize {
+        let context = self.producer.context();
+        reports::serve(&self.queue, context, &mut self.in_flight, wait, done)
+    }
+
+    /// Enqueues the loaded readings (or alerts) of the batch in `slot`. Backpressure
+    /// (`QueueFull`) is served by waiting for delivery reports and retrying from the
+    /// refused message; messages that fail for good, or are still refused past the
+    /// shutdown grace, are counted as failed here.
+    fn enqueue(&mut self, alert: bool, slot: u32, shutdown: &Shutdown, done: &mut Vec<Batch>) {
+        let stats = Arc::clone(&self.stats);
+        let fail = |n: u64, reason: &str| match alert {
+            true => stats.with(|d| d.alerts_failed(n, reason)),
+            false => stats.with(|d| d.failed(n, reason)),
+        };
+        let mut start = 0;
+        loop {
+            let producer = match alert {
+                true => self
+                    .alerts
+                    .as_mut()
+                    .expect("alerts are loaded only with a topic"),
+                false => &mut self.batches,
+            };
+            let mut refused = 0;
+            let outcome = producer.enqueue(start, |err| {
+                fail(1, &format!("not enqueued: {err}"));
+                refused += 1;
+            });
+            let left = producer.len();
+            self.in_flight.settle(slot, refused, done);
+            let Enqueued::QueueFullAt(at) = outcome else {
+                return;
+            };
+            start = at;
+            self.serve(QUEUE_FULL_WAIT, done);
+            if shutdown.past_grace(self.flush_grace) {
+                let n = left - at;
+                fail(
+                    n as u64,
+                    "not enqueued: producer queue still full at shutdown",
+                );
+                self.in_flight.settle(slot, n, done);
+                return;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for every message to have a delivery report, serving them.
+    fn flush(&mut self, timeout: Duration, done: &mut Vec<Batch>) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // SAFETY: a live producer handle. With the event API, librdkafka's flush
+            // only waits for its message count to reach zero; serving the queue is ours.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), 0)
+            };
+            match RDKafkaErrorCode::from(err) {
+                RDKafkaErrorCode::NoError => return Ok(()),
+                RDKafkaErrorCode::OperationTimedOut => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+                    }
+                    self.serve(left.min(Duration::from_millis(100)), done);
+                }
+                code => return Err(KafkaError::Flush(code)),
+            }
+        }
+    }
+
     /// Whether every reading and alert handed over has an outcome.
     fn all_settled(&self) -> bool {
         let (readings, alerts) = self.handed;
@@ -421,41 +447,41 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn send(&mut self, batch: &Batch, shutdown: &Shutdown) {
-        let sent = clock_us(Instant::now());
-        self.handed.0 += batch.len() as u64;
-        let stats = &self.stats;
-        self.batches
-            .load(batch.readings(), |due| opaque(false, due, sent));
-        enqueue(
-            &mut self.batches,
-            &self.producer,
-            shutdown,
-            self.flush_grace,
-            |n, reason| stats.with(|d| d.failed(n, reason)),
-        );
-        if let Some(alerts) = &mut self.alerts {
-            if !batch.alerts().is_empty() {
-                self.handed.1 += batch.alerts().len() as u64;
-                alerts.load(batch.alerts(), |due| opaque(true, due, sent));
-                enqueue(
-                    alerts,
-                    &self.producer,
-                    shutdown,
-                    self.flush_grace,
-                    |n, reason| stats.with(|d| d.alerts_failed(n, reason)),
-                );
-            }
+    fn send(&mut self, batch: Batch, shutdown: &Shutdown, done: &mut Vec<Batch>) {
+        let readings = batch.len();
+        let alerts = match self.alerts {
+            Some(_) => batch.alerts().len(),
+            None => 0,
+        };
+        self.handed.0 += readings as u64;
+        self.handed.1 += alerts as u64;
+        let slot = self.in_flight.admit(batch, readings + alerts);
+        let b = self.in_flight.batch(slot);
+        self.batches.load(b.readings(), |i| opaque(false, slot, i));
+        if let (Some(producer), true) = (&mut self.alerts, alerts > 0) {
+            producer.load(b.alerts(), |i| opaque(true, slot, i));
         }
-        self.producer.poll(Duration::ZERO);
+        self.enqueue(false, slot, shutdown, done);
+        if alerts > 0 {
+            self.enqueue(true, slot, shutdown, done);
+        }
+        self.serve(Duration::ZERO, done);
     }
 
-    fn poll(&mut self) {
-        self.producer.poll(Duration::ZERO);
+    fn poll(&mut self, done: &mut Vec<Batch>) {
+        self.serve(Duration::ZERO, done);
+    }
+
+    /// librdkafka points into a batch until its messages are delivered, and holds up to
+    /// its queue limit of them.
+    fn holds_bytes(&self) -> usize {
+        self.queue_bytes
     }
 
     fn finish(&mut self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
+        // Workers are gone: batches that finish here are simply dropped.
+        let mut done = Vec::new();
+        if let Err(e) = self.flush(timeout, &mut done) {
             log::warn!(
                 "flush did not complete within {}: {e}; what is still queued is purged (failed) and what is in flight is in doubt",
                 humantime::format_duration(timeout),
@@ -463,11 +489,12 @@ impl Sink for KafkaSink {
             self.producer
                 .purge(PurgeConfig::default().queue().inflight());
             // Serve the purge's delivery reports, which record each message's outcome.
-            // They are local and come at once; `flush` would also wait for requests
+            // They are local and come at once; a flush would also wait for requests
             // still out to a broker that may never answer.
             let deadline = Instant::now() + PURGE_REPORTS;
             while !self.all_settled() && Instant::now() < deadline {
-                self.producer.poll(Duration::from_millis(10));
+                self.serve(Duration::from_millis(10), &mut done);
+                done.clear();
             }
         }
         // Only messages count: librdkafka's own queue length also holds other events.

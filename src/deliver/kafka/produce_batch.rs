@@ -106,9 +106,9 @@ impl BatchProducer {
         })
     }
 
-    /// Loads `batch`, grouped by partition (stable), message `i` carrying
-    /// `opaque(batch.due(i))` for its delivery report.
-    pub fn load(&mut self, batch: &Messages, opaque: impl Fn(u32) -> usize) {
+    /// Loads `batch`, grouped by partition (stable), message `i` carrying `opaque(i)`
+    /// for its delivery report.
+    pub fn load(&mut self, batch: &Messages, opaque: impl Fn(usize) -> usize) {
         let n = self.partition_count as usize;
         self.partition_of.clear();
         self.cursor.iter_mut().for_each(|c| *c = 0);
@@ -156,7 +156,7 @@ impl BatchProducer {
                 len: payload.len(),
                 key: key.as_ptr() as *mut c_void,
                 key_len: key.len(),
-                _private: opaque(batch.due(i)) as *mut c_void,
+                _private: opaque(i) as *mut c_void,
                 ..empty
             };
             *slot += 1;
@@ -172,13 +172,15 @@ impl BatchProducer {
                 continue;
             }
             let group = &mut self.messages[from..end];
-            // SAFETY: `group` points into live batch buffers for the duration of the
-            // call; RD_KAFKA_MSG_F_COPY makes librdkafka copy payloads (keys are always copied).
+            // SAFETY: `group` points into batch buffers that the caller keeps alive
+            // and unchanged until each message's delivery report (`reports::InFlight`):
+            // without RD_KAFKA_MSG_F_COPY librdkafka keeps the payload pointers. Keys are
+            // always copied.
             unsafe {
                 rd::rd_kafka_produce_batch(
                     self.rkt,
                     partition,
-                    rd::RD_KAFKA_MSG_F_COPY,
+                    0,
                     group.as_mut_ptr(),
                     group.len() as i32,
                 );
