@@ -18,13 +18,17 @@ use crate::units::{in_range, Dur};
 /// `kafka.librdkafka` and `-X` override any of them.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("batch.size", "1000000"),
-    // Bound librdkafka's queue to 32 MiB (about 65k readings). The 1 GiB default lets a
-    // slow cluster balloon the process, and a full queue only adds latency: against
-    // the mock, 128 MiB and 32 MiB give the same throughput but p99 ack latency of
-    // ~300 ms and ~120 ms, and 8 MiB starts to starve the broker thread. A full queue
-    // pushes back (QueueFull) to the delivery thread and from there to the workers.
-    // 32 MiB still holds 60 ms at 500 MB/s, ample for linger plus a real network's RTT.
-    ("queue.buffering.max.kbytes", "32768"),
+    // Bound librdkafka's queue to 16 MiB (about 33k readings). The 1 GiB default lets a
+    // slow cluster balloon the process, and a full queue only adds latency. Payloads are
+    // not copied, so the queue is the workers' batches, and each worker's pool is sized
+    // to hold its share (engine::held_batches). Against the mock (10k devices, alerts
+    // off, 3 rounds): 16, 24 and 32 MiB gave the same throughput (1.31-1.39 M msgs/s),
+    // p99 latency of 32, 44 and 57 ms and peak RSS of 113, 130 and 142 MB. A full
+    // queue pushes back (QueueFull) to the delivery thread and from there to the
+    // workers. 16 MiB holds 25 ms at 650 MB/s: enough for linger plus a LAN's RTT; a
+    // far cluster needs more (throughput is at most queue / round trip), so raise it
+    // with -X for one.
+    ("queue.buffering.max.kbytes", "16384"),
     // Java's default for keyed records: a device lands in the same partition as it would
     // from a Java producer, so pipelines mixing clients agree on placement.
     ("partitioner", "murmur2_random"),
@@ -152,7 +156,7 @@ pub struct ProducerSettings {
     /// librdkafka's default 300s).
     pub timeout: Dur,
     /// Messages librdkafka may hold in its queue, 1 to 10000000
-    /// (`queue.buffering.max.messages`; its memory is also capped at 32 MiB).
+    /// (`queue.buffering.max.messages`; its memory is also capped at 16 MiB).
     pub channel_buffer_size: u32,
 }
 
@@ -175,7 +179,7 @@ impl Default for ProducerSettings {
             required_acks: -1,
             idempotence: false,
             timeout: Dur(Duration::from_secs(300)),
-            // Together with the 32 MiB cap in PRODUCER_DEFAULTS, bounds librdkafka's queue.
+            // Together with the 16 MiB cap in PRODUCER_DEFAULTS, bounds librdkafka's queue.
             channel_buffer_size: 500_000,
         }
     }
