@@ -5,13 +5,36 @@
 # Alerts are off in the pairs (--alerts-topic ""), so both sides produce exactly
 # MESSAGES messages to one topic; a third column shows the default run with alerts on.
 #
-# Usage: scripts/bench-mock.sh [rounds]     (default 5; prints a Markdown table)
+# Usage: scripts/bench-mock.sh [rounds] [--baseline REV]   (rounds default 5; prints a Markdown table)
+#   --baseline REV  also builds commit REV (a git worktree under target/baseline/, with its
+#                   own target directory, kept for the next run) and alternates its null-sink
+#                   runs with this tree's, so generator speed-ups are measured A/B in one run
+#                   on this noisy VM: the table adds the baseline's rates and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-5}
+ROUNDS=5
+BASELINE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --baseline) BASELINE=${2:?--baseline needs a git revision}; shift 2 ;;
+    [0-9]*) ROUNDS=$1; shift ;;
+    *) echo "usage: scripts/bench-mock.sh [rounds] [--baseline REV]" >&2; exit 2 ;;
+  esac
+done
 MESSAGES=2000000
 cargo build --release --quiet
 BIN=target/release/iotblast
+BASE_BIN=""
+if [ -n "$BASELINE" ]; then
+  rev=$(git rev-parse --short "$BASELINE^{commit}")
+  tree="target/baseline/src-$rev"
+  # A separate target directory: cargo names a path package's artifacts alike in every
+  # checkout, so building the baseline into target/ would replace this tree's binary.
+  [ -d "$tree" ] || git worktree add --detach "$tree" "$rev" >/dev/null
+  (cd "$tree" && CARGO_TARGET_DIR="$PWD/../target" cargo build --release --quiet)
+  BASE_BIN="target/baseline/target/release/iotblast"
+  echo "baseline: $rev ($BASE_BIN)" >&2
+fi
 ANCHOR=$(scripts/rdkafka-perf.sh)   # librdkafka's rdkafka_performance, built once from rdkafka-sys's source
 
 field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().splitlines()[-1]); print($1)"; }
@@ -20,12 +43,18 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 SIZE=$($BIN --devices 10000 --cores 2 --messages 200000 --seed 1 --alerts-topic "" --json -q 2>/dev/null | field "round(d['bytes']/d['messages_delivered'])")
 echo "average message size: $SIZE bytes" >&2
 
-ours=(); anchor=(); alerts=(); null1=(); null2=()
+ours=(); anchor=(); alerts=(); null1=(); null2=(); base1=(); base2=()
+null() { $1 --sink null --devices 10000 --cores "$2" --messages $((20000000 * $2)) --json -q 2>/dev/null | field "round(d['msgs_per_sec'])"; }
 # Generator-only rates first: they load both cores hard, and are kept out of the
 # alternating pairs below so that neither side of a pair follows them.
 for i in $(seq "$ROUNDS"); do
-  null1+=("$($BIN --sink null --devices 10000 --cores 1 --messages 20000000 --json -q 2>/dev/null | field "round(d['msgs_per_sec'])")")
-  null2+=("$($BIN --sink null --devices 10000 --cores 2 --messages 40000000 --json -q 2>/dev/null | field "round(d['msgs_per_sec'])")")
+  if [ -n "$BASE_BIN" ]; then
+    base1+=("$(null "$BASE_BIN" 1)")
+    base2+=("$(null "$BASE_BIN" 2)")
+  fi
+  null1+=("$(null "$BIN" 1)")
+  null2+=("$(null "$BIN" 2)")
+  echo "round $i: null sink 1 core ${null1[-1]}, 2 cores ${null2[-1]}${BASE_BIN:+; baseline 1 core ${base1[-1]}, 2 cores ${base2[-1]}}" >&2
 done
 sleep 2
 for i in $(seq "$ROUNDS"); do
@@ -41,16 +70,30 @@ m_anchor=$(printf '%s\n' "${anchor[@]}" | median)
 m_null1=$(printf '%s\n' "${null1[@]}" | median)
 m_null2=$(printf '%s\n' "${null2[@]}" | median)
 ratio=$(python3 -c "print(f'{$m_ours/$m_anchor:.2f}')")
+scaling=$(python3 -c "print(f'{$m_null2/$m_null1:.2f}')")
+baseline_rows=""
+if [ -n "$BASE_BIN" ]; then
+  m_base1=$(printf '%s\n' "${base1[@]}" | median)
+  m_base2=$(printf '%s\n' "${base2[@]}" | median)
+  baseline_rows="| baseline $rev --sink null --cores 1 | $m_base1 |
+| baseline $rev --sink null --cores 2 | $m_base2 |
+| **null sink 1 core, this tree / baseline** | **$(python3 -c "print(f'{$m_null1/$m_base1:.2f}')")** |
+| null sink 2 cores, this tree / baseline | $(python3 -c "print(f'{$m_null2/$m_base2:.2f}')") |
+"
+fi
 cat <<MD
 | measurement ($ROUNDS alternating rounds, median) | msgs/s |
 |---|---|
 | iotblast --sink null --cores 1 (generator only) | $m_null1 |
 | iotblast --sink null --cores 2 (generator only) | $m_null2 |
-| iotblast embedded mock, --cores 2, --messages $MESSAGES, ${SIZE} B | $m_ours |
+| null sink 2 cores / 1 core | $scaling |
+${baseline_rows}| iotblast embedded mock, --cores 2, --messages $MESSAGES, ${SIZE} B | $m_ours |
 | rdkafka_performance -P -s $SIZE -c $MESSAGES -a 1, same mock | $m_anchor |
 | **ratio iotblast / rdkafka_performance** | **$ratio** |
 | iotblast default (alerts on), readings+alerts per s, per round | ${alerts[*]} |
 
+per-round null sink 1 core: ${null1[*]}; 2 cores: ${null2[*]}${BASE_BIN:+
+per-round baseline null sink 1 core: ${base1[*]}; 2 cores: ${base2[*]}}
 per-round iotblast: ${ours[*]}
 per-round rdkafka_performance: ${anchor[*]}
 MD
