@@ -2,7 +2,9 @@
 //! per-message `BaseProducer::send`: the same keyed batches, the same producer settings
 //! and the same delivery callback, produced to a fresh mock cluster and flushed, once
 //! message by message with `send` and once grouped by partition with
-//! `rd_kafka_produce_batch`.
+//! `rd_kafka_produce_batch`. `send` copies each payload, as rust-rdkafka always does;
+//! the grouped path hands librdkafka pointers into the batches (which outlive the
+//! flush here), as the sink does, so the comparison includes the saved copy.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
