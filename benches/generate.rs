@@ -2,7 +2,9 @@
 //! a batch, with the full model (trends, anomalies, alerts) and with it turned off.
 //! Also keeps the evidence for the hand-written decimal formatter (`write_fixed2`)
 //! against `ryu`, the well-kept crate it replaces, and for the hand-written Protobuf
-//! encoder against JSON and against prost (`encode_format`).
+//! encoder against JSON and against prost (`encode_format`), and for the JSON writer's
+//! unchecked cursor (`generate::text`) against the `Vec::extend_from_slice` and `itoa`
+//! writer it replaced, kept here as `vec_json` (`encode_json`).
 
 use std::hint::black_box;
 
@@ -231,5 +233,139 @@ fn encode_format(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, generate_encode, format_value, encode_format);
+/// The JSON writer before `generate::text`: every piece through a checked
+/// `extend_from_slice`, numbers through `itoa`. The reference for `encode_json`.
+/// `labels`: buildings, models and firmwares, quoted once (`quoted_labels`).
+fn vec_json(fleet: &Fleet, labels: &[Vec<Vec<u8>>; 3], r: &Reading, out: &mut Vec<u8>) {
+    let num =
+        |out: &mut Vec<u8>, v: i64| out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    let padded = |out: &mut Vec<u8>, v: u64, w: usize| {
+        let mut b = itoa::Buffer::new();
+        let d = b.format(v).as_bytes();
+        out.resize(out.len() + w.saturating_sub(d.len()), b'0');
+        out.extend_from_slice(d);
+    };
+    out.extend_from_slice(b"{\"device_id\":\"device_");
+    padded(out, r.device, fleet.id_width);
+    out.extend_from_slice(b"\",\"seq\":");
+    num(out, r.seq as i64);
+    out.extend_from_slice(b",\"timestamp\":");
+    num(out, r.timestamp_ms);
+    let loc = r.location;
+    out.extend_from_slice(b",\"location\":{\"building\":");
+    out.extend_from_slice(&labels[0][loc.building]);
+    out.extend_from_slice(b",\"floor\":");
+    num(out, loc.floor as i64);
+    out.extend_from_slice(b",\"room\":\"");
+    num(out, loc.floor as i64);
+    padded(out, loc.room as u64, fleet.room_digits());
+    out.extend_from_slice(b"\"},\"sensors\":{");
+    let analog = |out: &mut Vec<u8>, sensor: Sensor| {
+        out.push(b'"');
+        out.extend_from_slice(sensor.name().as_bytes());
+        out.extend_from_slice(b"\":{\"value\":");
+        let v = r.value(sensor);
+        if v.is_nan() {
+            out.extend_from_slice(b"null");
+        } else {
+            let cents = iotblast::model::round_int(v * 100.0);
+            if cents < 0 {
+                out.push(b'-');
+            }
+            let c = cents.unsigned_abs();
+            out.extend_from_slice(itoa::Buffer::new().format(c / 100).as_bytes());
+            let frac = (c % 100) as u8;
+            out.push(b'.');
+            out.push(b'0' + frac / 10);
+            if !frac.is_multiple_of(10) {
+                out.push(b'0' + frac % 10);
+            }
+        }
+        out.extend_from_slice(b",\"unit\":\"");
+        out.extend_from_slice(sensor.unit().as_bytes());
+        out.extend_from_slice(b"\",\"status\":\"");
+        out.extend_from_slice(r.status[sensor as usize].as_str().as_bytes());
+        out.extend_from_slice(b"\"}");
+    };
+    for sensor in [Sensor::Temperature, Sensor::Humidity, Sensor::Pressure] {
+        analog(out, sensor);
+        out.push(b',');
+    }
+    out.extend_from_slice(if r.switch_on {
+        b"\"switch_status\":{\"value\":true,\"status\":\"on\"},"
+    } else {
+        b"\"switch_status\":{\"value\":false,\"status\":\"off\"},"
+    });
+    analog(out, Sensor::Current);
+    out.extend_from_slice(b"},\"device_info\":{\"model\":");
+    out.extend_from_slice(&labels[1][r.identity.model]);
+    out.extend_from_slice(b",\"firmware\":");
+    out.extend_from_slice(&labels[2][r.identity.firmware]);
+    out.extend_from_slice(b",\"battery\":");
+    num(out, r.battery as i64);
+    out.extend_from_slice(b",\"signal_strength\":");
+    num(out, r.signal_dbm as i64);
+    out.push(b'}');
+    if let Some(a) = &r.anomaly {
+        out.extend_from_slice(b",\"anomaly\":{\"kind\":\"");
+        out.extend_from_slice(a.kind.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"target\":\"");
+        out.extend_from_slice(a.target().as_bytes());
+        out.extend_from_slice(b"\",\"since_seq\":");
+        num(out, a.since as i64);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+fn quoted_labels(fleet: &Fleet) -> [Vec<Vec<u8>>; 3] {
+    let s = &fleet.spec.simulator;
+    let quote = |l: &[String]| l.iter().map(|x| serde_json::to_vec(x).unwrap()).collect();
+    [quote(&s.buildings), quote(&s.models), quote(&s.firmwares)]
+}
+
+/// One JSON reading: the shipped cursor writer against the `Vec` writer it replaced.
+/// Both must write the same bytes, checked first.
+fn encode_json(c: &mut Criterion) {
+    let (fleet, readings) = sample();
+    let labels = quoted_labels(&fleet);
+    let encoder = Encoder::new(&fleet, Format::Json);
+    for r in &readings {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encoder.encode(r, &mut a);
+        vec_json(&fleet, &labels, r, &mut b);
+        assert_eq!(a, b, "the two writers differ");
+    }
+    let mut g = c.benchmark_group("encode_json");
+    g.throughput(Throughput::Elements(1));
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut i = 0;
+    g.bench_function("cursor", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 1024 {
+                out.clear();
+            }
+            i = (i + 1) % readings.len();
+            encoder.encode(black_box(&readings[i]), &mut out);
+        })
+    });
+    g.bench_function("vec_extend", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 1024 {
+                out.clear();
+            }
+            i = (i + 1) % readings.len();
+            vec_json(&fleet, &labels, black_box(&readings[i]), &mut out);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    generate_encode,
+    format_value,
+    encode_format,
+    encode_json
+);
 criterion_main!(benches);

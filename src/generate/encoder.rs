@@ -6,14 +6,17 @@
 //! the caller's `Vec<u8>`, which has its capacity reserved up front, so it does not
 //! allocate. The format is fixed for the run, so the one `match` on it per message
 //! always goes the same way. Configured strings (building labels, models, firmware) are
-//! escaped once at startup with serde_json and copied verbatim. The layouts are fixed;
+//! escaped once at startup with serde_json and, with the fixed text around them and
+//! each sensor's unit and status, joined into fragments copied verbatim (`JsonParts`);
+//! `text` writes them and the numbers. The layouts are fixed;
 //! `docs/schema/reading.schema.json` and `docs/schema/alert.schema.json` describe them,
 //! and `schema/reading.proto` the Protobuf ones.
 
 use crate::config::settings::Format;
 use crate::deliver::batch::Shape;
 use crate::generate::protobuf::ProtobufEncoder;
-use crate::model::{round_int, Fleet, Reading, Sensor, SensorSpec, Status};
+use crate::generate::text::{Cursor, Frag, MAX_NUMBER, SLACK};
+use crate::model::{Fleet, Reading, Sensor, SensorSpec, Status};
 
 /// Writes readings, alerts and keys for one fleet, in one format.
 #[derive(Debug, Clone)]
@@ -22,36 +25,111 @@ pub struct Encoder {
     protobuf: ProtobufEncoder,
     /// Digits in a device id (`device_000042`), the same for every id in a run.
     id_width: usize,
+    /// 10^id_width (or u64::MAX): every device below it has `id_width` digits at most.
+    id_limit: u64,
     /// Digits of a room's number after its floor (`305`; `3005` past 99 rooms a floor).
     room_digits: usize,
-    buildings: Vec<Box<[u8]>>,
-    models: Vec<Box<[u8]>>,
-    firmwares: Vec<Box<[u8]>>,
+    json: JsonParts,
 }
 
-fn escaped(list: &[String]) -> Vec<Box<[u8]>> {
-    list.iter()
-        .map(|s| {
-            serde_json::to_vec(s)
-                .expect("a String always serialises")
-                .into_boxed_slice()
-        })
-        .collect()
+/// The parts of a JSON reading that depend only on configured labels or on a sensor's
+/// status, joined once at startup: a reading copies 8 of them where it wrote ~30
+/// pieces. Every fixed piece after the device id's value is in one of these or in a
+/// literal in `Encoder::json`.
+#[derive(Debug, Clone)]
+struct JsonParts {
+    /// Per building: `,"location":{"building":"A","floor":`.
+    buildings: Vec<Frag>,
+    /// Per model: `"IOT-SENSOR-V1","firmware":`.
+    models: Vec<Frag>,
+    /// Per firmware: `"1.2.3","battery":`.
+    firmwares: Vec<Frag>,
+    /// From after analog sensor `i`'s value to the next value (or to the model): its
+    /// unit, status and the next sensor's name, with the switch after pressure. Index
+    /// `(i × 4 + status) × 2 + switch_on`.
+    after: Vec<Frag>,
+    /// The longest escaped building, model and firmware labels, added up.
+    labels: usize,
+}
+
+/// The statuses in the order of their numbers (`Status as usize`).
+const STATUSES: [Status; 4] = [
+    Status::Normal,
+    Status::Warning,
+    Status::Error,
+    Status::Offline,
+];
+
+/// A configured string as JSON, escaped once here with serde_json.
+fn escaped(s: &str) -> String {
+    serde_json::to_string(s).expect("a str always serialises")
+}
+
+impl JsonParts {
+    fn new(fleet: &Fleet) -> Self {
+        let s = &fleet.spec.simulator;
+        let frags = |list: &[String], before: &str, after: &str| -> Vec<Frag> {
+            let texts = list
+                .iter()
+                .map(|l| format!("{before}{}{after}", escaped(l)));
+            texts.map(|t| Frag::new(t.as_bytes())).collect()
+        };
+        let longest = |l: &[String]| l.iter().map(|s| escaped(s).len()).max().unwrap_or(0);
+        let mut after = Vec::with_capacity(32);
+        for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
+            for (n, status) in STATUSES.into_iter().enumerate() {
+                debug_assert_eq!(n, status as usize);
+                for switch_on in [false, true] {
+                    after.push(Frag::new(
+                        after_value(sensor, i, status, switch_on).as_bytes(),
+                    ));
+                }
+            }
+        }
+        Self {
+            buildings: frags(&s.buildings, ",\"location\":{\"building\":", ",\"floor\":"),
+            models: frags(&s.models, "", ",\"firmware\":"),
+            firmwares: frags(&s.firmwares, "", ",\"battery\":"),
+            after,
+            labels: longest(&s.buildings) + longest(&s.models) + longest(&s.firmwares),
+        }
+    }
+
+    #[inline(always)]
+    fn after(&self, i: usize, status: Status, switch_on: bool) -> &Frag {
+        &self.after[(i * 4 + status as usize) * 2 + switch_on as usize]
+    }
+}
+
+/// The text from after `sensor`'s value (the `i`th analog) to the next value, or to the
+/// device's model after the last.
+fn after_value(sensor: Sensor, i: usize, status: Status, switch_on: bool) -> String {
+    let (unit, status) = (sensor.unit(), status.as_str());
+    let own = format!(",\"unit\":\"{unit}\",\"status\":\"{status}\"}}");
+    let next = match sensor {
+        Sensor::Pressure if switch_on => {
+            ",\"switch_status\":{\"value\":true,\"status\":\"on\"},\"current\":{\"value\":".into()
+        }
+        Sensor::Pressure => {
+            ",\"switch_status\":{\"value\":false,\"status\":\"off\"},\"current\":{\"value\":".into()
+        }
+        Sensor::Current => "},\"device_info\":{\"model\":".into(),
+        _ => format!(",\"{}\":{{\"value\":", Sensor::ALL[i + 1].name()),
+    };
+    own + &next
 }
 
 impl Encoder {
     /// An encoder of `format` for `fleet`'s labels and id width, which cannot change
     /// while running.
     pub fn new(fleet: &Fleet, format: Format) -> Self {
-        let s = &fleet.spec.simulator;
         Self {
             format,
             protobuf: ProtobufEncoder::new(fleet),
             id_width: fleet.id_width,
+            id_limit: 10u64.checked_pow(fleet.id_width as u32).unwrap_or(u64::MAX),
             room_digits: fleet.room_digits(),
-            buildings: escaped(&s.buildings),
-            models: escaped(&s.models),
-            firmwares: escaped(&s.firmwares),
+            json: JsonParts::new(fleet),
         }
     }
 
@@ -66,14 +144,9 @@ impl Encoder {
         if self.format == Format::Protobuf {
             return self.protobuf.max_len();
         }
-        let longest = |l: &[Box<[u8]>]| l.iter().map(|s| s.len()).max().unwrap_or(0);
         // Fixed text and field names take 370 bytes, an anomaly label 80; each number
-        // is at most 24 bytes.
-        480 + self.id_width
-            + longest(&self.buildings)
-            + longest(&self.models)
-            + longest(&self.firmwares)
-            + 13 * 24
+        // is at most 24 bytes. `SLACK`: the JSON writer's cursor needs it (`text`).
+        480 + self.id_width + self.json.labels + 13 * MAX_NUMBER + SLACK
     }
 
     /// An upper bound on the length of one encoded alert.
@@ -82,7 +155,7 @@ impl Encoder {
             return self.protobuf.max_alert_len();
         }
         // Field names and the longest level, sensor and anomaly names: under 200 bytes.
-        200 + self.id_width + 5 * 24
+        200 + self.id_width + 5 * MAX_NUMBER + SLACK
     }
 
     /// Buffer sizes for batches of `capacity` readings, with room for alerts if `alerts`.
@@ -103,8 +176,18 @@ impl Encoder {
     /// The Kafka key of a device: its `device_id`, e.g. `device_000042`.
     #[inline]
     pub fn write_key(&self, device: u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"device_");
-        write_padded(out, device, self.id_width);
+        // A device of the fleet has at most `id_width` digits, any u64 at most 20.
+        let room = if device < self.id_limit {
+            self.max_key()
+        } else {
+            7 + 20
+        };
+        // SAFETY: `put` and `padded` write exactly their text: 7 bytes, then the id's
+        // digits or `id_width`, whichever is more. That is `max_key` for every device
+        // of the fleet, so a batch's key buffer is never grown.
+        let mut c = unsafe { Cursor::new(out, room) };
+        c.put(b"device_");
+        c.padded(device, self.id_width);
     }
 
     /// Appends the message of `r` to `out`.
@@ -129,54 +212,44 @@ impl Encoder {
     /// Appends the JSON object of `r` to `out`.
     #[inline]
     fn json(&self, r: &Reading, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"device_id\":\"");
-        self.write_key(r.device, out);
-        out.extend_from_slice(b"\",\"seq\":");
-        write_u64(out, r.seq);
-        out.extend_from_slice(b",\"timestamp\":");
-        write_i64(out, r.timestamp_ms);
-
+        // SAFETY: `max_len` bounds a reading's text, plus `SLACK` for the bytes the
+        // cursor writes past it: 13 numbers of at most `MAX_NUMBER` bytes, the labels
+        // and under 450 bytes of fixed text and anomaly names.
+        let mut c = unsafe { Cursor::new(out, self.max_len()) };
+        let p = &self.json;
+        c.put(b"{\"device_id\":\"device_");
+        c.padded(r.device, self.id_width);
+        c.put(b"\",\"seq\":");
+        c.u64(r.seq);
+        c.put(b",\"timestamp\":");
+        c.i64(r.timestamp_ms);
         let loc = r.location;
-        out.extend_from_slice(b",\"location\":{\"building\":");
-        out.extend_from_slice(&self.buildings[loc.building]);
-        out.extend_from_slice(b",\"floor\":");
-        write_u64(out, loc.floor as u64);
-        out.extend_from_slice(b",\"room\":\"");
-        write_u64(out, loc.floor as u64);
-        write_padded(out, loc.room as u64, self.room_digits);
-
-        out.extend_from_slice(b"\"},\"sensors\":{");
-        for s in [Sensor::Temperature, Sensor::Humidity, Sensor::Pressure] {
-            analog(out, r, s);
-            out.push(b',');
+        c.frag(&p.buildings[loc.building]);
+        c.u64(loc.floor as u64);
+        c.put(b",\"room\":\"");
+        c.u64(loc.floor as u64);
+        c.padded(loc.room as u64, self.room_digits);
+        c.put(b"\"},\"sensors\":{\"temperature\":{\"value\":");
+        for i in 0..4 {
+            c.value(r.values[i]);
+            c.frag(p.after(i, r.status[i], r.switch_on));
         }
-        out.extend_from_slice(if r.switch_on {
-            b"\"switch_status\":{\"value\":true,\"status\":\"on\"},"
-        } else {
-            b"\"switch_status\":{\"value\":false,\"status\":\"off\"},"
-        });
-        analog(out, r, Sensor::Current);
-
-        let id = r.identity;
-        out.extend_from_slice(b"},\"device_info\":{\"model\":");
-        out.extend_from_slice(&self.models[id.model]);
-        out.extend_from_slice(b",\"firmware\":");
-        out.extend_from_slice(&self.firmwares[id.firmware]);
-        out.extend_from_slice(b",\"battery\":");
-        write_u64(out, r.battery as u64);
-        out.extend_from_slice(b",\"signal_strength\":");
-        write_i64(out, r.signal_dbm as i64);
-        out.push(b'}');
+        c.frag(&p.models[r.identity.model]);
+        c.frag(&p.firmwares[r.identity.firmware]);
+        c.u64(r.battery as u64);
+        c.put(b",\"signal_strength\":");
+        c.i64(r.signal_dbm as i64);
+        c.byte(b'}');
         if let Some(a) = &r.anomaly {
-            out.extend_from_slice(b",\"anomaly\":{\"kind\":\"");
-            out.extend_from_slice(a.kind.as_str().as_bytes());
-            out.extend_from_slice(b"\",\"target\":\"");
-            out.extend_from_slice(a.target().as_bytes());
-            out.extend_from_slice(b"\",\"since_seq\":");
-            write_u64(out, a.since);
-            out.push(b'}');
+            c.put(b",\"anomaly\":{\"kind\":\"");
+            c.put(a.kind.as_str().as_bytes());
+            c.put(b"\",\"target\":\"");
+            c.put(a.target().as_bytes());
+            c.put(b"\",\"since_seq\":");
+            c.u64(a.since);
+            c.byte(b'}');
         }
-        out.push(b'}');
+        c.byte(b'}');
     }
 
     /// Appends the JSON object of the alert for `sensor`'s status change in `r`.
@@ -184,76 +257,35 @@ impl Encoder {
     fn json_alert(&self, r: &Reading, sensor: Sensor, spec: &SensorSpec, out: &mut Vec<u8>) {
         let i = sensor as usize;
         let (level, previous) = (r.status[i], r.previous[i]);
-        out.extend_from_slice(b"{\"device_id\":\"");
-        self.write_key(r.device, out);
-        out.extend_from_slice(b"\",\"sensor\":\"");
-        out.extend_from_slice(sensor.name().as_bytes());
-        out.extend_from_slice(b"\",\"level\":\"");
-        out.extend_from_slice(level.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"previous\":\"");
-        out.extend_from_slice(previous.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"value\":");
-        write_value(out, r.values[i]);
+        // SAFETY: `max_alert_len` bounds an alert's text plus `SLACK`: 5 numbers of at
+        // most `MAX_NUMBER` bytes and under 200 bytes of fixed text and names.
+        let mut c = unsafe { Cursor::new(out, self.max_alert_len()) };
+        c.put(b"{\"device_id\":\"device_");
+        c.padded(r.device, self.id_width);
+        c.put(b"\",\"sensor\":\"");
+        c.put(sensor.name().as_bytes());
+        c.put(b"\",\"level\":\"");
+        c.put(level.as_str().as_bytes());
+        c.put(b"\",\"previous\":\"");
+        c.put(previous.as_str().as_bytes());
+        c.put(b"\",\"value\":");
+        c.value(r.values[i]);
         // The threshold crossed: into warning or error, its own; back to normal, the
         // warning threshold the value fell below; offline has none.
-        out.extend_from_slice(b",\"threshold\":");
+        c.put(b",\"threshold\":");
         match level {
-            Status::Error => write_fixed2(out, spec.error),
-            Status::Warning | Status::Normal => write_fixed2(out, spec.warning),
-            Status::Offline => out.extend_from_slice(b"null"),
+            Status::Error => c.fixed2(spec.error),
+            Status::Warning | Status::Normal => c.fixed2(spec.warning),
+            Status::Offline => c.put(b"null"),
         }
-        out.extend_from_slice(b",\"unit\":\"");
-        out.extend_from_slice(sensor.unit().as_bytes());
-        out.extend_from_slice(b"\",\"timestamp\":");
-        write_i64(out, r.timestamp_ms);
-        out.extend_from_slice(b",\"seq\":");
-        write_u64(out, r.seq);
-        out.push(b'}');
+        c.put(b",\"unit\":\"");
+        c.put(sensor.unit().as_bytes());
+        c.put(b"\",\"timestamp\":");
+        c.i64(r.timestamp_ms);
+        c.put(b",\"seq\":");
+        c.u64(r.seq);
+        c.byte(b'}');
     }
-}
-
-#[inline]
-fn analog(out: &mut Vec<u8>, r: &Reading, s: Sensor) {
-    out.push(b'"');
-    out.extend_from_slice(s.name().as_bytes());
-    out.extend_from_slice(b"\":{\"value\":");
-    write_value(out, r.value(s));
-    out.extend_from_slice(b",\"unit\":\"");
-    out.extend_from_slice(s.unit().as_bytes());
-    out.extend_from_slice(b"\",\"status\":\"");
-    out.extend_from_slice(r.status[s as usize].as_str().as_bytes());
-    out.extend_from_slice(b"\"}");
-}
-
-/// A value with 2 decimals, or `null` for a dropout (NaN).
-#[inline]
-fn write_value(out: &mut Vec<u8>, v: f64) {
-    if v.is_nan() {
-        out.extend_from_slice(b"null");
-    } else {
-        write_fixed2(out, v);
-    }
-}
-
-#[inline]
-fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-#[inline]
-fn write_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Writes `v` zero-padded to at least `width` digits.
-#[inline]
-fn write_padded(out: &mut Vec<u8>, v: u64, width: usize) {
-    let mut b = itoa::Buffer::new();
-    let digits = b.format(v).as_bytes();
-    for _ in digits.len()..width {
-        out.push(b'0');
-    }
-    out.extend_from_slice(digits);
 }
 
 /// Writes `v` rounded to 2 decimals, as the shortest of `12`, `12.5`, `12.25` that has
@@ -262,18 +294,10 @@ fn write_padded(out: &mut Vec<u8>, v: u64, width: usize) {
 /// the general shortest-round-trip search.
 #[inline]
 pub fn write_fixed2(out: &mut Vec<u8>, v: f64) {
-    let cents = round_int(v * 100.0);
-    if cents < 0 {
-        out.push(b'-');
-    }
-    let c = cents.unsigned_abs();
-    write_u64(out, c / 100);
-    let frac = (c % 100) as u8;
-    out.push(b'.');
-    out.push(b'0' + frac / 10);
-    if !frac.is_multiple_of(10) {
-        out.push(b'0' + frac % 10);
-    }
+    // SAFETY: a number is at most `MAX_NUMBER` bytes, and the cursor writes at most
+    // `SLACK` past it.
+    let mut c = unsafe { Cursor::new(out, MAX_NUMBER + SLACK) };
+    c.fixed2(v);
 }
 
 #[cfg(test)]
