@@ -22,7 +22,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::model::anomaly::{self, Active, Kind};
 use crate::model::environment::Environment;
-use crate::model::fleet::{round2, round_int, stream_seed, Fleet, Identity, Location};
+use crate::model::fleet::{
+    device_key, round2, round_int, seq_seed, stream_seed, Fleet, Identity, Location,
+};
 use crate::model::spec::{EventTime, FleetSpec, Sensor, Status};
 
 /// The `seq` whose stream seeds a device's initial state; real readings never reach it.
@@ -66,6 +68,63 @@ pub struct DeviceState {
     /// Status each sensor reported last; `Normal` before the first reading.
     status: [Status; 4],
     anomaly: Option<Active>,
+}
+
+/// What a device's readings take from its index alone, worked out once per device:
+/// its location and identity (each several divisions by the fleet's shape and label
+/// counts, a u128 one among them) and its part of the stream seed (two of the three
+/// mixes). 32 bytes, kept next to the device's state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fixed {
+    key: u64,
+    building: u32,
+    model: u32,
+    firmware: u32,
+    battery_phase_s: u32,
+    /// Floors and rooms are below 1,000 (`SimulatorSpec::validate`).
+    floor: u16,
+    room: u16,
+    signal_base: i16,
+    battery_start: u8,
+}
+
+impl Fixed {
+    /// The constants of `device` of `fleet`.
+    pub fn new(fleet: &Fleet, device: u64) -> Self {
+        let (l, id) = (fleet.location(device), fleet.identity(device));
+        let narrow = |v: usize| u32::try_from(v).expect("fewer than 2^32 labels");
+        Self {
+            key: device_key(fleet.seed, device),
+            building: narrow(l.building),
+            model: narrow(id.model),
+            firmware: narrow(id.firmware),
+            battery_phase_s: id.battery_phase_s,
+            floor: u16::try_from(l.floor).expect("floors are below 1,000"),
+            room: u16::try_from(l.room).expect("rooms are below 1,000"),
+            signal_base: id.signal_base,
+            battery_start: id.battery_start,
+        }
+    }
+
+    #[inline]
+    fn location(&self) -> Location {
+        Location {
+            building: self.building as usize,
+            floor: self.floor as u32,
+            room: self.room as u32,
+        }
+    }
+
+    #[inline]
+    fn identity(&self) -> Identity {
+        Identity {
+            model: self.model as usize,
+            firmware: self.firmware as usize,
+            battery_start: self.battery_start,
+            signal_base: self.signal_base,
+            battery_phase_s: self.battery_phase_s,
+        }
+    }
 }
 
 /// An anomaly as shown on the readings it affects.
@@ -165,9 +224,24 @@ impl Fleet {
         env: &Environment,
         timestamp_ms: i64,
     ) -> Reading {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(stream_seed(self.seed, device, seq));
+        let fixed = Fixed::new(self, device);
+        self.step_fixed(st, device, &fixed, seq, env, timestamp_ms)
+    }
+
+    /// `step`, with the device's constants (`Fixed`) already worked out.
+    #[inline]
+    pub fn step_fixed(
+        &self,
+        st: &mut DeviceState,
+        device: u64,
+        fixed: &Fixed,
+        seq: u64,
+        env: &Environment,
+        timestamp_ms: i64,
+    ) -> Reading {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seq_seed(fixed.key, seq));
         self.advance_processes(st, &mut rng);
-        let location = self.location(device);
+        let location = fixed.location();
         let mut values = self.undisturbed(st, env, location);
 
         // A new anomaly, possibly replacing one still running.
@@ -187,7 +261,7 @@ impl Fleet {
         let status = self.finish_values(&mut values, active, seq, &st.status);
         let previous = std::mem::replace(&mut st.status, status);
 
-        let identity = self.identity(device);
+        let identity = fixed.identity();
         // Each device's drain ticks at its own phase, not the whole fleet at once.
         let drained = (self.derived.clock.elapsed_s(seq) + identity.battery_phase_s as f64)
             / BATTERY_DRAIN_S_PER_PERCENT;
@@ -345,6 +419,8 @@ pub struct FleetSlice {
     fleet: Fleet,
     first: u64,
     states: Vec<DeviceState>,
+    /// Each device's constants; location, identity and seeds cannot be reloaded.
+    fixed: Vec<Fixed>,
     env: Environment,
 }
 
@@ -352,11 +428,13 @@ impl FleetSlice {
     /// The devices `devices` of `fleet`, in their initial state.
     pub fn new(fleet: Fleet, devices: Range<u64>) -> Self {
         let states = devices.clone().map(|d| fleet.init_state(d)).collect();
+        let fixed = devices.clone().map(|d| Fixed::new(&fleet, d)).collect();
         let env = Environment::new(&fleet, devices.clone());
         Self {
             fleet,
             first: devices.start,
             states,
+            fixed,
             env,
         }
     }
@@ -381,8 +459,10 @@ impl FleetSlice {
             EventTime::Wall => timestamp_ms,
             EventTime::Simulated => self.fleet.derived.clock.timestamp_ms(seq),
         };
-        let st = &mut self.states[(device - self.first) as usize];
-        self.fleet.step(st, device, seq, &self.env, timestamp_ms)
+        let i = (device - self.first) as usize;
+        let (st, fixed) = (&mut self.states[i], &self.fixed[i]);
+        self.fleet
+            .step_fixed(st, device, fixed, seq, &self.env, timestamp_ms)
     }
 }
 

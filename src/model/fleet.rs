@@ -226,7 +226,19 @@ pub fn splitmix64(mut z: u64) -> u64 {
 /// `(device, seq)` pairs from producing related streams.
 #[inline]
 pub fn stream_seed(seed: u64, device: u64, seq: u64) -> u64 {
-    splitmix64(splitmix64(splitmix64(seed) ^ device) ^ seq)
+    seq_seed(device_key(seed, device), seq)
+}
+
+/// The part of `stream_seed` that depends on the device only, so it can be kept.
+#[inline]
+pub fn device_key(seed: u64, device: u64) -> u64 {
+    splitmix64(splitmix64(seed) ^ device)
+}
+
+/// `stream_seed` from the device's `device_key`.
+#[inline]
+pub fn seq_seed(device_key: u64, seq: u64) -> u64 {
+    splitmix64(device_key ^ seq)
 }
 
 #[cfg(test)]
