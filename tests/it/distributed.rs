@@ -74,6 +74,10 @@ fn two_reports_merge_exactly_and_plot() {
         "40000",
         "--seed",
         "3",
+        // Paced to about a second, so each report has several intervals however fast
+        // the machine generates (unpaced, a run ended inside one interval).
+        "--rate",
+        "40000",
         "--report-interval",
         "200ms",
         "--json",
