@@ -481,6 +481,13 @@ pub fn generate(fleet: &Fleet, devices: u64, seqs: u64) -> Vec<Reading> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn per_device_memory_is_what_the_docs_say() {
+        // docs/operations.md and deploy/prometheus/rules.yml: 96 bytes per device.
+        assert_eq!(std::mem::size_of::<super::DeviceState>(), 64);
+        assert_eq!(std::mem::size_of::<super::Fixed>(), 32);
+    }
+
     use super::*;
     use crate::model::environment::{Environment, HVAC_GAIN, HVAC_LAG_H};
     use crate::model::spec::{FleetSpec, SensorSpec};
