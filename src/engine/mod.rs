@@ -110,8 +110,7 @@ pub fn run_live(run: &Run, shutdown: Arc<Shutdown>, live: Arc<Live>) -> Result<S
     let started = Instant::now();
     let started_unix_s = unix_now();
     let mut driver = schedule::driver_for(&run.settings.run);
-    let held = held_batches(run, plan.workers.len(), sink.holds_bytes());
-    let mut workers = start_workers(run, &plan, &live, &shutdown, held)?;
+    let mut workers = start_workers(run, &plan, &live, &shutdown, sink.holds_bytes())?;
     let endpoints =
         start_endpoints_or_stop(run, &mut workers, &deliveries, &live, &shutdown, &instance)?;
     let delivery = {
@@ -347,12 +346,16 @@ pub const MAX_HELD_BYTES: usize = 256 << 20;
 /// delivered: enough to fill `bytes` (at most `MAX_HELD_BYTES`) with readings of this
 /// fleet's typical length, split over `workers`. Batches are allocated up front, but
 /// their pages become resident only once filled.
-fn held_batches(run: &Run, workers: usize, bytes: usize) -> usize {
+fn held_batches(
+    run: &Run,
+    fleet: &Fleet,
+    encoder: &crate::generate::encoder::Encoder,
+    workers: usize,
+    bytes: usize,
+) -> usize {
     if bytes == 0 {
         return 0;
     }
-    let fleet = Fleet::new(run.settings.device.clone(), run.seed);
-    let encoder = crate::generate::encoder::Encoder::new(&fleet, run.settings.run.format);
     let mut typical = Vec::with_capacity(encoder.max_len());
     encoder.encode(&fleet.last_reading(0, 0..1, 0), &mut typical);
     let batch = run.settings.device.simulator.batch_size * typical.len().max(1);
@@ -368,7 +371,7 @@ fn start_workers(
     plan: &Plan,
     live: &Arc<Live>,
     shutdown: &Arc<Shutdown>,
-    held: usize,
+    holds_bytes: usize,
 ) -> Result<Workers, Error> {
     let fleet = Fleet::new(run.settings.device.clone(), run.seed);
     let sim = &run.settings.device.simulator;
@@ -379,8 +382,9 @@ fn start_workers(
         .map(|m| Quota::new(m.0, run.devices()));
     let alerts = run.alerts();
     let format = run.settings.run.format;
-    let shape =
-        crate::generate::encoder::Encoder::new(&fleet, format).batch_shape(sim.batch_size, alerts);
+    let encoder = crate::generate::encoder::Encoder::new(&fleet, format);
+    let shape = encoder.batch_shape(sim.batch_size, alerts);
+    let held = held_batches(run, &fleet, &encoder, plan.workers.len(), holds_bytes);
     let mut w = Workers {
         handles: Vec::with_capacity(plan.workers.len()),
         stats: Vec::with_capacity(plan.workers.len()),
