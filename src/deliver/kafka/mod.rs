@@ -1,5 +1,6 @@
 //! Produces batches to Kafka with one rdkafka `BaseProducer`, owned by the delivery thread.
-//! `settings` declares the `kafka:` section of the configuration.
+//! `settings` declares the `kafka:` section of the configuration; `mock` starts the
+//! embedded mock cluster when no brokers are given.
 //!
 //! Batches are enqueued by `produce_batch` (one librdkafka call per partition group)
 //! without copying payloads: librdkafka points into the batch, which `reports` keeps
@@ -10,6 +11,7 @@
 //! still queued after the flush timeout is purged and its delivery reports count it as
 //! failed.
 
+pub mod mock;
 pub mod produce_batch;
 pub mod reports;
 pub mod settings;
@@ -20,7 +22,6 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
 use crate::deliver::batch::Batch;
@@ -32,14 +33,11 @@ use crate::deliver::Sink;
 use crate::error::{Error, TopicCreate, Unreachable};
 use crate::shutdown::Shutdown;
 
+pub use mock::MockGuard;
+
 /// How long to wait for a delivery report when librdkafka's queue is full before
 /// retrying; the wait ends at the first report.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
-
-/// Keeps the embedded mock cluster alive for as long as the run uses it.
-pub struct MockGuard(
-    #[allow(dead_code)] MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-);
 
 /// Counts delivery reports and measures ack latency.
 pub struct DeliveryContext {
@@ -194,29 +192,8 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
     let (brokers, mock, description) = match k.bootstrap() {
         Some(b) => (b.clone(), None, format!("Kafka at {b}")),
         None => {
-            let n = k.mock.brokers as i32;
-            let mock = MockCluster::new(n).map_err(Error::MockCluster)?;
-            if !k.mock.rtt.0.is_zero() {
-                for id in 1..=n {
-                    mock.broker_round_trip_time(id, k.mock.rtt.0)
-                        .map_err(Error::MockCluster)?;
-                }
-            }
-            for topic in k.topics() {
-                mock.create_topic(topic, k.partitions, 1)
-                    .map_err(|e| Error::TopicCreate {
-                        topic: topic.to_owned(),
-                        source: TopicCreate::Client(e),
-                    })?;
-            }
-            let b = mock.bootstrap_servers();
-            let d = format!(
-                "embedded librdkafka mock cluster at {b} (no --brokers given; {n} broker(s), RTT {}, topics '{}' with {} partitions each)",
-                k.mock.rtt,
-                k.topics().collect::<Vec<_>>().join("', '"),
-                k.partitions
-            );
-            (b, Some(MockGuard(mock)), d)
+            let m = mock::start(k)?;
+            (m.bootstrap, Some(m.guard), m.description)
         }
     };
     let config = k.client_config(&brokers)?;
