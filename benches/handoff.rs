@@ -22,9 +22,9 @@ fn handoff_round_trip(c: &mut Criterion) {
                 });
                 let t = Instant::now();
                 for _ in 0..iters {
-                    let batch = match worker.take() {
+                    let batch = match worker.take(|| false) {
                         Take::Ready(b) | Take::AfterWait(b) => b,
-                        Take::Closed => unreachable!("drain thread is alive"),
+                        Take::Closed | Take::GaveUp => unreachable!("drain thread is alive"),
                     };
                     assert!(worker.ship(batch).is_none());
                 }

@@ -7,8 +7,9 @@
 
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::deliver::batch::{Batch, Shape};
 
@@ -90,21 +91,35 @@ pub enum Take {
     AfterWait(Batch),
     /// The delivery side is gone.
     Closed,
+    /// The wait was given up (see `take`).
+    GaveUp,
 }
 
+/// How often a worker waiting for an empty batch asks whether to give up.
+const GIVE_UP_CHECK: Duration = Duration::from_millis(10);
+
 impl WorkerSide {
-    /// An empty batch: a never-used one first, then a returned one, waiting if needed.
-    pub fn take(&mut self) -> Take {
+    /// An empty batch: a never-used one first, then a returned one, waiting if needed
+    /// until `give_up()`. Why a worker must be able to give up: a batch comes back only
+    /// once librdkafka is done with it, so when a broker stops answering every batch
+    /// can be held, and the delivery thread flushes and purges them only after every
+    /// worker has stopped.
+    pub fn take(&mut self, give_up: impl Fn() -> bool) -> Take {
         if let Some(b) = self.spare.pop() {
             return Take::Ready(b);
         }
         match self.empty.try_recv() {
-            Ok(b) => Take::Ready(b),
-            Err(TryRecvError::Disconnected) => Take::Closed,
-            Err(TryRecvError::Empty) => match self.empty.recv() {
-                Ok(b) => Take::AfterWait(b),
-                Err(_) => Take::Closed,
-            },
+            Ok(b) => return Take::Ready(b),
+            Err(TryRecvError::Disconnected) => return Take::Closed,
+            Err(TryRecvError::Empty) => {}
+        }
+        loop {
+            match self.empty.recv_timeout(GIVE_UP_CHECK) {
+                Ok(b) => return Take::AfterWait(b),
+                Err(RecvTimeoutError::Disconnected) => return Take::Closed,
+                Err(RecvTimeoutError::Timeout) if give_up() => return Take::GaveUp,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
         }
     }
 
@@ -157,7 +172,7 @@ mod tests {
         let (mut w, d) = channel(0, Shape::readings(4, 8, 4), 2, 0);
         // in_flight + 2 batches exist; after they are all out, take() waits for a return.
         for _ in 0..4 {
-            let Take::Ready(b) = w.take() else {
+            let Take::Ready(b) = w.take(|| false) else {
                 panic!("expected a spare batch")
             };
             let _ = b;
@@ -167,20 +182,40 @@ mod tests {
             d.recycle(Batch::new(Shape::readings(4, 8, 4), 0));
             d
         });
-        assert!(matches!(w.take(), Take::AfterWait(_)));
+        assert!(matches!(w.take(|| false), Take::AfterWait(_)));
         let d = t.join().unwrap();
         drop(d);
-        assert!(matches!(w.take(), Take::Closed));
+        assert!(matches!(w.take(|| false), Take::Closed));
+    }
+
+    #[test]
+    fn a_worker_waiting_for_an_empty_batch_can_give_up() {
+        let (mut w, d) = channel(0, Shape::readings(4, 8, 4), 1, 0);
+        while let Take::Ready(_) = w.take(|| true) {}
+        // Every batch is out (held downstream) and none comes back: without giving up,
+        // this would wait for as long as the delivery side lives.
+        let asked = std::cell::Cell::new(0);
+        let took = w.take(|| {
+            asked.set(asked.get() + 1);
+            asked.get() == 3
+        });
+        assert!(matches!(took, Take::GaveUp));
+        assert_eq!(asked.get(), 3);
+        drop(d);
     }
 
     #[test]
     fn ship_blocks_at_in_flight_and_fails_when_closed() {
         let (mut w, d) = channel(0, Shape::readings(1, 8, 4), 1, 0);
-        let Take::Ready(b) = w.take() else { panic!() };
+        let Take::Ready(b) = w.take(|| false) else {
+            panic!()
+        };
         assert!(w.ship(b).is_none());
         assert_eq!(d.full.len(), 1);
         drop(d);
-        let Take::Ready(b) = w.take() else { panic!() };
+        let Take::Ready(b) = w.take(|| false) else {
+            panic!()
+        };
         assert!(w.ship(b).is_some());
     }
 }

@@ -408,6 +408,7 @@ fn start_workers(
             alerts,
             drop_when_full: run.settings.run.on_backpressure == OnBackpressure::Drop,
             format,
+            stop_grace: run.settings.kafka.flush_timeout.0,
         };
         let core = wp.core;
         w.handles

@@ -113,6 +113,9 @@ pub struct Worker {
     pub drop_when_full: bool,
     /// How readings and alerts are encoded (`run.format`).
     pub format: Format,
+    /// How long after a stop the worker may still wait for an empty batch: the flush
+    /// timeout, the time the delivery side has to finish after a stop.
+    pub stop_grace: Duration,
 }
 
 /// What a running worker keeps between readings.
@@ -293,13 +296,15 @@ impl Worker {
 
     fn take(&mut self) -> Option<Batch> {
         let t = Instant::now();
-        match self.handoff.take() {
+        let (shutdown, grace) = (&self.shutdown, self.stop_grace);
+        match self.handoff.take(|| shutdown.past_grace(grace)) {
             Take::Ready(b) => Some(b),
             Take::AfterWait(b) => {
                 self.add_blocked(t.elapsed());
                 Some(b)
             }
-            Take::Closed => None,
+            // Given up: the batch in hand counts as lost at the hand-off (failed).
+            Take::Closed | Take::GaveUp => None,
         }
     }
 

@@ -97,6 +97,7 @@ fn steady_state_allocations(messages: u64, rate: Option<f64>, format: Format) ->
         alerts: true,
         drop_when_full: false,
         format,
+        stop_grace: Duration::from_secs(1),
     };
     let drain = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
