@@ -90,7 +90,13 @@ fn produce(c: &mut Criterion) {
             let mock = MockCluster::new(1).unwrap();
             let producer = producer(&mock);
             let partitioner = partitioner_by_name("murmur2_random").unwrap();
-            let mut bp = BatchProducer::new(&producer, "bench", partitioner, PARTITIONS).unwrap();
+            let mut bp = BatchProducer::new(
+                std::slice::from_ref(&producer),
+                "bench",
+                partitioner,
+                PARTITIONS,
+            )
+            .unwrap();
             let t = Instant::now();
             for _ in 0..iters {
                 for batch in &batches {

@@ -5,6 +5,12 @@
 # Alerts are off in the pairs (--alerts-topic ""), so both sides produce exactly
 # MESSAGES messages to one topic; a third column shows the default run with alerts on.
 #
+# rdkafka_performance produces unkeyed to a topic the mock creates with its default of 4
+# partitions. iotblast runs three ways: its defaults (12 partitions, one producer); the
+# anchor's topic shape (--partitions 4); and that shape with --producers 2, which spreads
+# librdkafka's per-connection I/O thread, this setup's bottleneck, over two clients. The
+# headline ratio is the last; every ratio is printed.
+#
 # Usage: scripts/bench-mock.sh [rounds] [--baseline REV]   (rounds default 5; prints a Markdown table)
 #   --baseline REV  also builds commit REV (a git worktree under target/baseline/, with its
 #                   own target directory, kept for the next run) and alternates its null-sink
@@ -43,7 +49,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 SIZE=$($BIN --devices 10000 --cores 2 --messages 200000 --seed 1 --alerts-topic "" --json -q 2>/dev/null | field "round(d['bytes']/d['messages_delivered'])")
 echo "average message size: $SIZE bytes" >&2
 
-ours=(); anchor=(); alerts=(); null1=(); null2=(); base1=(); base2=()
+ours=(); four=(); four2=(); anchor=(); alerts=(); null1=(); null2=(); base1=(); base2=()
 null() { $1 --sink null --devices 10000 --cores "$2" --messages $((20000000 * $2)) --json -q 2>/dev/null | field "round(d['msgs_per_sec'])"; }
 # Generator-only rates first: they load both cores hard, and are kept out of the
 # alternating pairs below so that neither side of a pair follows them.
@@ -58,18 +64,25 @@ for i in $(seq "$ROUNDS"); do
 done
 sleep 2
 for i in $(seq "$ROUNDS"); do
-  ours+=("$($BIN --devices 10000 --cores 2 --messages $MESSAGES --alerts-topic "" --json -q 2>/dev/null | field "round(d['msgs_per_sec'])")")
+  mock_run() { $BIN --devices 10000 --cores 2 --messages $MESSAGES --alerts-topic "" --json -q "$@" 2>/dev/null | field "round(d['msgs_per_sec'])"; }
+  ours+=("$(mock_run)")
+  four+=("$(mock_run --partitions 4)")
+  four2+=("$(mock_run --partitions 4 --producers 2)")
   anchor+=("$($ANCHOR -P -t bench -s "$SIZE" -c $MESSAGES -a 1 -X test.mock.num.brokers=1 -X linger.ms=50 \
       -X batch.num.messages=100000 -X queue.buffering.max.messages=1000000 -q 2>&1 \
       | grep -oE '[0-9]+ msgs/s' | grep -oE '[0-9]+')")
   alerts+=("$($BIN --devices 10000 --cores 2 --messages $MESSAGES --json -q 2>/dev/null | field "f\"{round(d['msgs_per_sec'])}+{round(d['alerts_sent']/d['elapsed_s'])}\"")")
-  echo "round $i: iotblast ${ours[-1]}  rdkafka_performance ${anchor[-1]}  iotblast with alerts ${alerts[-1]}" >&2
+  echo "round $i: iotblast ${ours[-1]}, 4 partitions ${four[-1]}, 4 partitions 2 producers ${four2[-1]}  rdkafka_performance ${anchor[-1]}  iotblast with alerts ${alerts[-1]}" >&2
 done
 m_ours=$(printf '%s\n' "${ours[@]}" | median)
+m_four=$(printf '%s\n' "${four[@]}" | median)
+m_four2=$(printf '%s\n' "${four2[@]}" | median)
 m_anchor=$(printf '%s\n' "${anchor[@]}" | median)
 m_null1=$(printf '%s\n' "${null1[@]}" | median)
 m_null2=$(printf '%s\n' "${null2[@]}" | median)
 ratio=$(python3 -c "print(f'{$m_ours/$m_anchor:.2f}')")
+ratio4=$(python3 -c "print(f'{$m_four/$m_anchor:.2f}')")
+ratio42=$(python3 -c "print(f'{$m_four2/$m_anchor:.2f}')")
 scaling=$(python3 -c "print(f'{$m_null2/$m_null1:.2f}')")
 baseline_rows=""
 if [ -n "$BASE_BIN" ]; then
@@ -87,13 +100,19 @@ cat <<MD
 | iotblast --sink null --cores 1 (generator only) | $m_null1 |
 | iotblast --sink null --cores 2 (generator only) | $m_null2 |
 | null sink 2 cores / 1 core | $scaling |
-${baseline_rows}| iotblast embedded mock, --cores 2, --messages $MESSAGES, ${SIZE} B | $m_ours |
-| rdkafka_performance -P -s $SIZE -c $MESSAGES -a 1, same mock | $m_anchor |
-| **ratio iotblast / rdkafka_performance** | **$ratio** |
+${baseline_rows}| iotblast embedded mock, --cores 2, --messages $MESSAGES, ${SIZE} B (defaults: 12 partitions, 1 producer) | $m_ours |
+| the same, --partitions 4 (the anchor's topic) | $m_four |
+| the same, --partitions 4 --producers 2 | $m_four2 |
+| rdkafka_performance -P -s $SIZE -c $MESSAGES -a 1, same mock (4 partitions, unkeyed) | $m_anchor |
+| ratio, iotblast defaults / rdkafka_performance | $ratio |
+| ratio, --partitions 4 / rdkafka_performance | $ratio4 |
+| **ratio, --partitions 4 --producers 2 / rdkafka_performance** | **$ratio42** |
 | iotblast default (alerts on), readings+alerts per s, per round | ${alerts[*]} |
 
 per-round null sink 1 core: ${null1[*]}; 2 cores: ${null2[*]}${BASE_BIN:+
 per-round baseline null sink 1 core: ${base1[*]}; 2 cores: ${base2[*]}}
 per-round iotblast: ${ours[*]}
+per-round iotblast --partitions 4: ${four[*]}
+per-round iotblast --partitions 4 --producers 2: ${four2[*]}
 per-round rdkafka_performance: ${anchor[*]}
 MD

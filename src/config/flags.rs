@@ -237,6 +237,7 @@ pub const FLAGS: &[Flag] = &[
     flag("alerts-topic", "kafka.topics.alerts", "TOPIC"),
     flag("partitions", "kafka.partitions", "N"),
     flag("replication-factor", "kafka.replication_factor", "N"),
+    flag("producers", "kafka.producers", "N"),
     flag("connect-timeout", "kafka.connect_timeout", "DUR"),
     flag("flush-timeout", "kafka.flush_timeout", "DUR"),
     flag("mock-brokers", "kafka.mock.brokers", "N"),

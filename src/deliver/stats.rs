@@ -144,10 +144,10 @@ impl Deliveries {
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
     outcomes: Mutex<Deliveries>,
-    /// The last report of librdkafka's statistics callback (every
-    /// `statistics.interval.ms`), for the metrics endpoint. Apart from the outcomes so
+    /// The last report of each producer's librdkafka statistics callback (every
+    /// `statistics.interval.ms`), by producer index, for the metrics endpoint. Apart from the outcomes so
     /// that a scrape reading it never holds up the delivery callbacks.
-    client: Mutex<Option<Arc<rdkafka::Statistics>>>,
+    client: Mutex<Vec<Option<Arc<rdkafka::Statistics>>>>,
 }
 
 impl DeliveryStats {
@@ -157,17 +157,29 @@ impl DeliveryStats {
         f(&mut g)
     }
 
-    /// Keeps librdkafka's latest statistics.
-    pub fn set_client_statistics(&self, s: rdkafka::Statistics) {
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(s));
+    /// Keeps producer `producer`'s latest librdkafka statistics; returns the requests
+    /// all producers have retried (their brokers' `txretries`).
+    pub fn set_client_statistics(&self, producer: usize, s: rdkafka::Statistics) -> u64 {
+        let mut all = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() <= producer {
+            all.resize(producer + 1, None);
+        }
+        all[producer] = Some(Arc::new(s));
+        // Each producer's counts only grow, so their sum does too.
+        all.iter()
+            .flatten()
+            .map(|s| s.brokers.values().map(|b| b.txretries).sum::<u64>())
+            .sum()
     }
 
-    /// librdkafka's latest statistics, if it has reported any.
-    pub fn client_statistics(&self) -> Option<Arc<rdkafka::Statistics>> {
-        self.client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// librdkafka's latest statistics of each producer that has reported any, with the
+    /// producer's index.
+    pub fn client_statistics(&self) -> Vec<(usize, Arc<rdkafka::Statistics>)> {
+        let all = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i, s)))
+            .collect()
     }
 }
 

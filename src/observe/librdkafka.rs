@@ -7,13 +7,28 @@
 //! gauges; a window with no samples in the interval exports nothing rather than a
 //! made-up zero. librdkafka's own counters (bytes, errors) are exported as counters:
 //! they only grow for the life of the client.
+//!
+//! Every series carries a `producer` label, the index of the librdkafka client it
+//! describes: with `kafka.producers` above 1 each producer has its own connections,
+//! queue and batches, and summing or averaging their rolling windows would be wrong.
+
+use std::sync::Arc;
 
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use rdkafka::statistics::{Broker, Statistics, Window};
 
-/// The families for one statistics report.
-pub fn families(s: &Statistics) -> Vec<MetricFamily> {
+/// The families for each producer's latest statistics report, by producer index.
+pub fn families(all: &[(usize, Arc<Statistics>)]) -> Vec<MetricFamily> {
     let mut out = Families::default();
+    for (producer, s) in all {
+        out.producer = producer.to_string();
+        report(&mut out, s);
+    }
+    out.families
+}
+
+/// One producer's series.
+fn report(out: &mut Families, s: &Statistics) {
     // The internal broker is librdkafka's own bookkeeping, not a connection.
     let mut brokers: Vec<_> = s
         .brokers
@@ -28,7 +43,7 @@ pub fn families(s: &Statistics) -> Vec<MetricFamily> {
         brokers.iter().filter(|b| up(&b.state)).count() as f64,
     );
     for b in &brokers {
-        broker(&mut out, b);
+        broker(out, b);
     }
     for (name, help, v) in [
         (
@@ -54,8 +69,7 @@ pub fn families(s: &Statistics) -> Vec<MetricFamily> {
     ] {
         out.gauge(name, help, &[], v as f64);
     }
-    topics(&mut out, s);
-    out.0
+    topics(out, s);
 }
 
 /// One broker connection's series.
@@ -165,15 +179,19 @@ fn sampled(w: &Window) -> Option<&Window> {
     (w.cnt > 0).then_some(w)
 }
 
-/// Families in order of first use, each gathering its series.
+/// Families in order of first use, each gathering its series, and the producer whose
+/// series are being added.
 #[derive(Default)]
-struct Families(Vec<MetricFamily>);
+struct Families {
+    families: Vec<MetricFamily>,
+    producer: String,
+}
 
 impl Families {
     fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
         let mut g = Gauge::default();
         g.set_value(v);
-        let mut m = metric(labels);
+        let mut m = metric(&self.producer, labels);
         m.set_gauge(g);
         self.push(name, help, MetricType::GAUGE, m);
     }
@@ -181,13 +199,13 @@ impl Families {
     fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
         let mut c = Counter::default();
         c.set_value(v);
-        let mut m = metric(labels);
+        let mut m = metric(&self.producer, labels);
         m.set_counter(c);
         self.push(name, help, MetricType::COUNTER, m);
     }
 
     fn push(&mut self, name: &str, help: &str, kind: MetricType, m: Metric) {
-        if let Some(f) = self.0.iter_mut().find(|f| f.name() == name) {
+        if let Some(f) = self.families.iter_mut().find(|f| f.name() == name) {
             f.mut_metric().push(m);
             return;
         }
@@ -196,15 +214,16 @@ impl Families {
         f.set_help(help.into());
         f.set_field_type(kind);
         f.set_metric(vec![m]);
-        self.0.push(f);
+        self.families.push(f);
     }
 }
 
-fn metric(labels: &[(&str, &str)]) -> Metric {
+fn metric(producer: &str, labels: &[(&str, &str)]) -> Metric {
     let mut m = Metric::default();
     m.set_label(
-        labels
+        [("producer", producer)]
             .iter()
+            .chain(labels)
             .map(|(k, v)| {
                 let mut p = LabelPair::default();
                 p.set_name((*k).into());
@@ -221,9 +240,9 @@ mod tests {
     use super::*;
     use prometheus::{Encoder, TextEncoder};
 
-    fn render(s: &Statistics) -> String {
+    fn render(all: &[(usize, Arc<Statistics>)]) -> String {
         let mut out = Vec::new();
-        TextEncoder::new().encode(&families(s), &mut out).unwrap();
+        TextEncoder::new().encode(&families(all), &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -264,12 +283,12 @@ mod tests {
               "p50":0,"p75":0,"p90":0,"p95":0,"p99":0,"p99_99":0,"outofrange":0},
             "partitions":{}}}}"#;
         let s: Statistics = serde_json::from_str(json).unwrap();
-        let text = render(&s);
-        let b1 = "broker=\"127.0.0.1:9092/1\"";
+        let text = render(&[(0, Arc::new(s))]);
+        let b1 = "producer=\"0\",broker=\"127.0.0.1:9092/1\"";
         for line in [
-            "iotblast_librdkafka_brokers_up 1".to_string(),
+            "iotblast_librdkafka_brokers_up{producer=\"0\"} 1".to_string(),
             format!("iotblast_librdkafka_broker_up{{{b1}}} 1"),
-            "iotblast_librdkafka_broker_up{broker=\"127.0.0.1:9093/2\"} 0".into(),
+            "iotblast_librdkafka_broker_up{producer=\"0\",broker=\"127.0.0.1:9093/2\"} 0".into(),
             format!("iotblast_librdkafka_broker_rtt_p50_seconds{{{b1}}} 0.0015"),
             format!("iotblast_librdkafka_broker_rtt_p99_seconds{{{b1}}} 0.008"),
             format!("iotblast_librdkafka_broker_outbuf_requests{{{b1}}} 2"),
@@ -280,18 +299,19 @@ mod tests {
             format!("iotblast_librdkafka_broker_rx_errors_total{{{b1}}} 6"),
             format!("iotblast_librdkafka_broker_request_timeouts_total{{{b1}}} 5"),
             format!("iotblast_librdkafka_broker_retries_total{{{b1}}} 4"),
-            "iotblast_librdkafka_queue_messages 42".into(),
-            "iotblast_librdkafka_queue_bytes 4200".into(),
-            "iotblast_librdkafka_queue_max_messages 100000".into(),
-            "iotblast_librdkafka_batch_messages{topic=\"device-data\"} 120".into(),
-            "iotblast_librdkafka_batch_size_bytes{topic=\"device-data\"} 65000".into(),
+            "iotblast_librdkafka_queue_messages{producer=\"0\"} 42".into(),
+            "iotblast_librdkafka_queue_bytes{producer=\"0\"} 4200".into(),
+            "iotblast_librdkafka_queue_max_messages{producer=\"0\"} 100000".into(),
+            "iotblast_librdkafka_batch_messages{producer=\"0\",topic=\"device-data\"} 120".into(),
+            "iotblast_librdkafka_batch_size_bytes{producer=\"0\",topic=\"device-data\"} 65000"
+                .into(),
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         // No connection to librdkafka's internal broker, and no RTT without samples.
         assert!(!text.contains("internal"), "{text}");
         assert!(
-            !text.contains("rtt_p50_seconds{broker=\"127.0.0.1:9093/2\""),
+            !text.contains("rtt_p50_seconds{producer=\"0\",broker=\"127.0.0.1:9093/2\""),
             "{text}"
         );
     }

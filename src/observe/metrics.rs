@@ -341,9 +341,8 @@ impl Metrics {
 
         let mut families = self.registry.gather();
         families.extend(latency);
-        if let Some(stats) = self.sources.deliveries.client_statistics() {
-            families.extend(crate::observe::librdkafka::families(&stats));
-        }
+        let clients = self.sources.deliveries.client_statistics();
+        families.extend(crate::observe::librdkafka::families(&clients));
         families.extend(self.process.gather());
         let mut out = Vec::new();
         TextEncoder::new()

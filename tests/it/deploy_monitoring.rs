@@ -626,7 +626,7 @@ fn the_compose_iotblast_command_runs_and_serves_every_metric_and_health_on_one_p
     let metrics = loop {
         if std::net::TcpStream::connect(&addr).is_ok() {
             let (status, body) = http_get(&addr, "/metrics");
-            if status == 200 && body.contains("iotblast_librdkafka_brokers_up 1") {
+            if status == 200 && body.contains("iotblast_librdkafka_brokers_up{producer=\"0\"} 1") {
                 break body;
             }
         }

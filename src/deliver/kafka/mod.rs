@@ -43,14 +43,22 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 pub struct DeliveryContext {
     stats: Arc<DeliveryStats>,
     errors: ClientErrors,
+    /// Which of the sink's producers this is the context of (`kafka.producers`).
+    index: usize,
 }
 
 impl DeliveryContext {
-    /// A context recording into `stats`.
+    /// A context recording into `stats`, for the sink's first producer.
     pub fn new(stats: Arc<DeliveryStats>) -> Self {
+        Self::of_producer(stats, 0)
+    }
+
+    /// A context recording into `stats`, for producer `index`.
+    pub fn of_producer(stats: Arc<DeliveryStats>, index: usize) -> Self {
         Self {
             stats,
             errors: ClientErrors::default(),
+            index,
         }
     }
 }
@@ -63,13 +71,8 @@ impl ClientContext for DeliveryContext {
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let retries = statistics
-            .brokers
-            .values()
-            .map(|b| b.txretries)
-            .sum::<u64>();
+        let retries = self.stats.set_client_statistics(self.index, statistics);
         self.stats.with(|d| d.retries = d.retries.max(retries));
-        self.stats.set_client_statistics(statistics);
     }
 }
 
@@ -159,19 +162,23 @@ impl ProducerContext for DeliveryContext {
 }
 
 pub struct KafkaSink {
-    // Fields drop in order: topic handles and the queue before `producer`, and the
-    // batches librdkafka may still point into after it (`rd_kafka_destroy` returns
+    // Fields drop in order: topic handles and the queues before `producers`, and the
+    // batches librdkafka may still point into after them (`rd_kafka_destroy` returns
     // only when librdkafka's threads are done with them).
     batches: BatchProducer,
     alerts: Option<BatchProducer>,
-    queue: MainQueue,
-    producer: BaseProducer<DeliveryContext>,
+    /// Each producer's main event queue, by producer index.
+    queues: Vec<MainQueue>,
+    /// `kafka.producers` clients; each owns the partitions `p` with
+    /// `p mod producers.len()` equal to its index.
+    producers: Vec<BaseProducer<DeliveryContext>>,
     in_flight: InFlight,
     stats: Arc<DeliveryStats>,
     flush_grace: Duration,
     /// Readings and alerts handed to this sink, to find those without a delivery report.
     handed: (u64, u64),
-    /// librdkafka's queue limit, `queue.buffering.max.kbytes`, in bytes.
+    /// librdkafka's queue limit (`queue.buffering.max.kbytes`) in bytes, all
+    /// producers together.
     queue_bytes: usize,
 }
 
@@ -211,17 +218,24 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
         )
         .into());
     }
-    let producer: BaseProducer<DeliveryContext> = config
-        .create_with_context(DeliveryContext::new(Arc::clone(&stats)))
-        .map_err(Error::Producer)?;
+    let shared = share_queue(&config, k.producers as usize);
+    let producers = (0..k.producers as usize)
+        .map(|i| {
+            shared
+                .create_with_context(DeliveryContext::of_producer(Arc::clone(&stats), i))
+                .map_err(Error::Producer)
+        })
+        .collect::<Result<Vec<BaseProducer<DeliveryContext>>, Error>>()?;
 
     // Always set (PRODUCER_DEFAULTS or -X); librdkafka validated the name above.
     let name = config.get("partitioner").unwrap_or("consistent_random");
     let partitioner =
         partitioner_by_name(name).ok_or_else(|| Error::Partitioner(name.to_owned()))?;
     let handle = |topic: &str| -> Result<BatchProducer, Error> {
-        let partitions = ensure_topic(&producer, &config, &brokers, k, topic)?;
-        BatchProducer::new(&producer, topic, partitioner, partitions)
+        // The first producer checks the cluster and the topic; the others learn the
+        // topic's leaders from their own metadata requests.
+        let partitions = ensure_topic(&producers[0], &config, &brokers, k, topic)?;
+        BatchProducer::new(&producers, topic, partitioner, partitions)
     };
     let batches = handle(&k.topics.device_data)?;
     let alerts = k.alerts_topic().map(handle).transpose()?;
@@ -229,13 +243,13 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
         sink: KafkaSink {
             batches,
             alerts,
-            queue: MainQueue::of(&producer),
-            producer,
+            queues: producers.iter().map(MainQueue::of).collect(),
+            queue_bytes: queue_bytes(&shared) * producers.len(),
+            producers,
             in_flight: InFlight::new(Arc::clone(&stats)),
             stats,
             flush_grace: k.flush_timeout.0,
             handed: (0, 0),
-            queue_bytes: queue_bytes(&config),
         },
         description,
         mock,
@@ -244,6 +258,28 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
 
 /// librdkafka's default `queue.buffering.max.kbytes`, in KiB.
 const QUEUE_KBYTES: usize = 1_048_576;
+
+/// librdkafka's default `queue.buffering.max.messages`.
+const QUEUE_MESSAGES: usize = 100_000;
+
+/// `config` for one of `n` producers: each gets 1/n (rounded up) of the queue limits,
+/// so that `kafka.producers` spreads the work without multiplying the memory the
+/// queues may hold. Each producer carries about 1/n of the partitions, and so of the
+/// traffic.
+fn share_queue(config: &rdkafka::ClientConfig, n: usize) -> rdkafka::ClientConfig {
+    let mut shared = config.clone();
+    for (key, default) in [
+        ("queue.buffering.max.kbytes", QUEUE_KBYTES),
+        ("queue.buffering.max.messages", QUEUE_MESSAGES),
+    ] {
+        let whole = config
+            .get(key)
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(default);
+        shared.set(key, whole.div_ceil(n.max(1)).max(1).to_string());
+    }
+    shared
+}
 
 /// The producer's queue limit in bytes (`queue.buffering.max.kbytes`).
 fn queue_bytes(config: &rdkafka::ClientConfig) -> usize {
@@ -343,10 +379,15 @@ fn create_topic(
 const PURGE_REPORTS: Duration = Duration::from_secs(1);
 
 impl KafkaSink {
-    /// Serves librdkafka's events, waiting up to `wait` for the first.
-    fn serve(&mut self, wait: Duration, done: &mut Vec<Batch>) -> usize {
-        let context = self.producer.context();
-        reports::serve(&self.queue, context, &mut self.in_flight, wait, done)
+    /// Serves every producer's events, waiting up to `wait` for the first on producer
+    /// `on`'s queue (the others are only polled).
+    fn serve(&mut self, on: usize, wait: Duration, done: &mut Vec<Batch>) -> usize {
+        let mut served = 0;
+        for (i, (queue, producer)) in self.queues.iter().zip(&self.producers).enumerate() {
+            let wait = if i == on { wait } else { Duration::ZERO };
+            served += reports::serve(queue, producer.context(), &mut self.in_flight, wait, done);
+        }
+        served
     }
 
     /// Enqueues the loaded readings (or alerts) of the batch in `slot`. Backpressure
@@ -378,8 +419,10 @@ impl KafkaSink {
             let Enqueued::QueueFullAt(at) = outcome else {
                 return;
             };
+            // Wait on the producer whose queue is full: its reports make room.
+            let full = producer.owner_of(at);
             start = at;
-            self.serve(QUEUE_FULL_WAIT, done);
+            self.serve(full, QUEUE_FULL_WAIT, done);
             if shutdown.past_grace(self.flush_grace) {
                 let n = left - at;
                 fail(
@@ -396,22 +439,28 @@ impl KafkaSink {
     fn flush(&mut self, timeout: Duration, done: &mut Vec<Batch>) -> Result<(), KafkaError> {
         let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: a live producer handle. With the event API, librdkafka's flush
-            // only waits for its message count to reach zero; serving the queue is ours.
-            let err = unsafe {
-                rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), 0)
-            };
-            match RDKafkaErrorCode::from(err) {
-                RDKafkaErrorCode::NoError => return Ok(()),
-                RDKafkaErrorCode::OperationTimedOut => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+            let mut pending = None;
+            for (i, producer) in self.producers.iter().enumerate() {
+                // SAFETY: a live producer handle. With the event API, librdkafka's
+                // flush only waits for its message count to reach zero; serving the
+                // queue is ours.
+                let err =
+                    unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), 0) };
+                match RDKafkaErrorCode::from(err) {
+                    RDKafkaErrorCode::NoError => {}
+                    RDKafkaErrorCode::OperationTimedOut => {
+                        pending.get_or_insert(i);
                     }
-                    self.serve(left.min(Duration::from_millis(100)), done);
+                    code => return Err(KafkaError::Flush(code)),
                 }
-                code => return Err(KafkaError::Flush(code)),
             }
+            let Some(on) = pending else { return Ok(()) };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+            }
+            // Short waits on one queue, so another producer's reports are not held up.
+            self.serve(on, left.min(Duration::from_millis(10)), done);
         }
     }
 
@@ -442,11 +491,11 @@ impl Sink for KafkaSink {
         if alerts > 0 {
             self.enqueue(true, slot, shutdown, done);
         }
-        self.serve(Duration::ZERO, done);
+        self.serve(0, Duration::ZERO, done);
     }
 
     fn poll(&mut self, done: &mut Vec<Batch>) {
-        self.serve(Duration::ZERO, done);
+        self.serve(0, Duration::ZERO, done);
     }
 
     /// librdkafka points into a batch until its messages are delivered, and holds up to
@@ -463,14 +512,15 @@ impl Sink for KafkaSink {
                 "flush did not complete within {}: {e}; what is still queued is purged (failed) and what is in flight is in doubt",
                 humantime::format_duration(timeout),
             );
-            self.producer
-                .purge(PurgeConfig::default().queue().inflight());
+            for producer in &self.producers {
+                producer.purge(PurgeConfig::default().queue().inflight());
+            }
             // Serve the purge's delivery reports, which record each message's outcome.
             // They are local and come at once; a flush would also wait for requests
             // still out to a broker that may never answer.
             let deadline = Instant::now() + PURGE_REPORTS;
             while !self.all_settled() && Instant::now() < deadline {
-                self.serve(Duration::from_millis(10), &mut done);
+                self.serve(0, Duration::from_millis(10), &mut done);
                 done.clear();
             }
         }
@@ -481,5 +531,23 @@ impl Sink for KafkaSink {
             d.in_doubt(false, readings.saturating_sub(d.readings_settled()), reason);
             d.in_doubt(true, alerts.saturating_sub(d.alerts_settled()), reason);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_producer_gets_its_share_of_the_queue_limits() {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("queue.buffering.max.kbytes", "16384");
+        let one = share_queue(&config, 1);
+        assert_eq!(one.get("queue.buffering.max.kbytes"), Some("16384"));
+        let three = share_queue(&config, 3);
+        // Rounded up, so N shares hold at least the whole.
+        assert_eq!(three.get("queue.buffering.max.kbytes"), Some("5462"));
+        // Unset: librdkafka's own default is what is shared.
+        assert_eq!(three.get("queue.buffering.max.messages"), Some("33334"));
     }
 }

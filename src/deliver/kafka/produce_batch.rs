@@ -8,8 +8,11 @@
 //! with librdkafka's own partitioner function (so every key lands exactly where the
 //! configured partitioner would put it), stably (so per-key order is kept), and each
 //! group is enqueued with one call for that partition. `benches/produce.rs` compares
-//! this path with `BaseProducer::send` on the same mock cluster. Delivery reports, flush
-//! and purge still go through rust-rdkafka's `BaseProducer`.
+//! this path with `BaseProducer::send` on the same mock cluster.
+//!
+//! With several producers (`kafka.producers`), partition `p` belongs to producer
+//! `p mod N`, so each key still goes through exactly one client and keeps its order;
+//! each group is enqueued through its owner's topic handle.
 
 use std::ffi::{c_void, CString};
 use std::ptr;
@@ -45,10 +48,12 @@ pub fn partitioner_by_name(name: &str) -> Option<PartitionerFn> {
     })
 }
 
-/// A topic handle, the partitioner and reused, partition-grouped message arrays.
-/// Must be dropped before its producer.
+/// A topic handle per producer, the partitioner and reused, partition-grouped message
+/// arrays. Must be dropped before its producers.
 pub struct BatchProducer {
-    rkt: *mut rd::rd_kafka_topic_t,
+    /// The topic's handle in each producer; partition `p` is enqueued through
+    /// `rkts[p mod rkts.len()]`.
+    rkts: Vec<*mut rd::rd_kafka_topic_t>,
     partitioner: PartitionerFn,
     partition_count: i32,
     /// Messages of the loaded batch, grouped by partition.
@@ -76,34 +81,50 @@ pub enum Enqueued {
 
 impl BatchProducer {
     pub fn new<C: ProducerContext>(
-        producer: &BaseProducer<C>,
+        producers: &[BaseProducer<C>],
         topic: &str,
         partitioner: PartitionerFn,
         partition_count: i32,
     ) -> Result<Self, Error> {
         let name = CString::new(topic).map_err(|_| Error::TopicHandle(topic.to_owned()))?;
-        // SAFETY: the producer handle is valid for the producer's lifetime, which
-        // outlives this handle (see `KafkaSink`'s field order).
-        let rkt = unsafe {
-            rd::rd_kafka_topic_new(
-                producer.client().native_ptr(),
-                name.as_ptr(),
-                ptr::null_mut(),
-            )
-        };
-        if rkt.is_null() {
-            return Err(Error::TopicHandle(topic.to_owned()));
-        }
         let n = partition_count.max(1) as usize;
-        Ok(Self {
-            rkt,
+        let mut this = Self {
+            rkts: Vec::with_capacity(producers.len()),
             partitioner,
             partition_count: partition_count.max(1),
             messages: Vec::new(),
             groups: Vec::with_capacity(n),
             partition_of: Vec::new(),
             cursor: vec![0; n + 1],
-        })
+        };
+        for producer in producers {
+            // SAFETY: the producer handle is valid for the producer's lifetime, which
+            // outlives this handle (see `KafkaSink`'s field order).
+            let rkt = unsafe {
+                rd::rd_kafka_topic_new(
+                    producer.client().native_ptr(),
+                    name.as_ptr(),
+                    ptr::null_mut(),
+                )
+            };
+            if rkt.is_null() {
+                // `this` destroys the handles made so far.
+                return Err(Error::TopicHandle(topic.to_owned()));
+            }
+            this.rkts.push(rkt);
+        }
+        Ok(this)
+    }
+
+    /// The index of the producer that owns `partition`.
+    #[inline]
+    pub fn owner(&self, partition: i32) -> usize {
+        partition as usize % self.rkts.len()
+    }
+
+    /// The producer that owns the loaded message at `index`.
+    pub fn owner_of(&self, index: usize) -> usize {
+        self.owner(self.messages[index].partition)
     }
 
     /// Loads `batch`, grouped by partition (stable), message `i` carrying `opaque(i)`
@@ -113,10 +134,12 @@ impl BatchProducer {
         self.partition_of.clear();
         self.cursor.iter_mut().for_each(|c| *c = 0);
         for (key, _) in batch.iter() {
-            // SAFETY: a valid topic handle and a key slice that outlives the call.
+            // SAFETY: a valid topic handle and a key slice that outlives the call. The
+            // built-in partitioners read the handle only for partition availability,
+            // which every producer's handle of the topic answers alike.
             let p = unsafe {
                 (self.partitioner)(
-                    self.rkt,
+                    self.rkts[0],
                     key.as_ptr() as *const c_void,
                     key.len(),
                     self.partition_count,
@@ -171,6 +194,7 @@ impl BatchProducer {
             if end <= from {
                 continue;
             }
+            let rkt = self.rkts[self.owner(partition)];
             let group = &mut self.messages[from..end];
             // SAFETY: `group` points into batch buffers that the caller keeps alive
             // and unchanged until each message's delivery report (`reports::InFlight`):
@@ -178,7 +202,7 @@ impl BatchProducer {
             // always copied.
             unsafe {
                 rd::rd_kafka_produce_batch(
-                    self.rkt,
+                    rkt,
                     partition,
                     0,
                     group.as_mut_ptr(),
@@ -211,7 +235,10 @@ impl BatchProducer {
 
 impl Drop for BatchProducer {
     fn drop(&mut self) {
-        // SAFETY: created by rd_kafka_topic_new and destroyed exactly once, before the producer.
-        unsafe { rd::rd_kafka_topic_destroy(self.rkt) }
+        for &rkt in &self.rkts {
+            // SAFETY: created by rd_kafka_topic_new and destroyed exactly once, before
+            // its producer.
+            unsafe { rd::rd_kafka_topic_destroy(rkt) }
+        }
     }
 }

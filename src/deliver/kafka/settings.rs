@@ -53,6 +53,13 @@ pub struct KafkaSettings {
     /// Replication factor of a topic that iotblast creates, 1 to 100; -1 is the broker
     /// default.
     pub replication_factor: i32,
+    /// librdkafka producers the delivery thread drives, 1 to 16. Each owns the
+    /// partitions p with p mod N = its index, so a key still goes through one client in
+    /// order, and has its own connections, I/O threads and 1/N of the queue limits
+    /// (queue.buffering.max.kbytes and .messages). Above 1 it helps where librdkafka's
+    /// per-broker I/O thread is the bottleneck (one busy core per broker connection);
+    /// it also means N times the connections and smaller batches.
+    pub producers: u32,
     /// Give up at startup if the brokers cannot be reached within this time (up to 1 day).
     pub connect_timeout: Dur,
     /// How long shutdown waits for outstanding acks before counting them as failed (up
@@ -78,6 +85,7 @@ impl Default for KafkaSettings {
             create_topic: true,
             partitions: 12,
             replication_factor: -1,
+            producers: 1,
             connect_timeout: Dur(Duration::from_secs(10)),
             flush_timeout: Dur(Duration::from_secs(30)),
             mock: MockSettings::default(),
@@ -286,6 +294,7 @@ impl KafkaSettings {
             }
         }
         in_range("kafka.partitions", self.partitions, 1, 10_000)?;
+        in_range("kafka.producers", self.producers, 1, 16)?;
         if self.replication_factor == 0 || !(-1..=100).contains(&self.replication_factor) {
             return Err(ConfigError::new(
                 "kafka.replication_factor",
