@@ -65,6 +65,16 @@ impl DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        // Each producer reports its own connections' errors; the others' are tagged
+        // so two lines about one broker read as two clients, not a repeat.
+        let tagged;
+        let reason = match self.index {
+            0 => reason,
+            i => {
+                tagged = format!("{reason} (producer {i})");
+                &tagged
+            }
+        };
         if self.errors.record(&error, reason) {
             self.stats.with(|d| d.client_errors += 1);
         }

@@ -56,9 +56,10 @@ pub struct KafkaSettings {
     /// librdkafka producers the delivery thread drives, 1 to 16. Each owns the
     /// partitions p with p mod N = its index, so a key still goes through one client in
     /// order, and has its own connections, I/O threads and 1/N of the queue limits
-    /// (queue.buffering.max.kbytes and .messages). Above 1 it helps where librdkafka's
-    /// per-broker I/O thread is the bottleneck (one busy core per broker connection);
-    /// it also means N times the connections and smaller batches.
+    /// (queue.buffering.max.kbytes and .messages). librdkafka copies every payload into
+    /// its requests on one I/O thread per broker connection, which is the bottleneck of
+    /// a single producer: the default of 2 was 1.2-1.25x one producer on a 2-core
+    /// machine (perf/RESULTS.md). 1 gives one connection per broker, as most clients.
     pub producers: u32,
     /// Give up at startup if the brokers cannot be reached within this time (up to 1 day).
     pub connect_timeout: Dur,
@@ -85,7 +86,7 @@ impl Default for KafkaSettings {
             create_topic: true,
             partitions: 12,
             replication_factor: -1,
-            producers: 1,
+            producers: 2,
             connect_timeout: Dur(Duration::from_secs(10)),
             flush_timeout: Dur(Duration::from_secs(30)),
             mock: MockSettings::default(),
