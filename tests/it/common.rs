@@ -234,7 +234,12 @@ pub fn assert_no_panic(args: &[&str], stderr: &[u8]) {
 
 /// Starts iotblast with stdout and stderr piped.
 pub fn spawn(args: &[&str]) -> Child {
-    iotblast()
+    spawn_command(iotblast(), args)
+}
+
+/// `spawn` with a command prepared by the caller (extra environment, say).
+pub fn spawn_command(mut command: Command, args: &[&str]) -> Child {
+    command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
