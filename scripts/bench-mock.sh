@@ -35,7 +35,8 @@ if [ -n "$BASELINE" ]; then
   tree="target/baseline/src-$rev"
   # A separate target directory: cargo names a path package's artifacts alike in every
   # checkout, so building the baseline into target/ would replace this tree's binary.
-  [ -d "$tree" ] || git worktree add --detach "$tree" "$rev" >/dev/null
+  # prune first: a worktree whose directory went with a deleted target/ stays registered.
+  [ -d "$tree" ] || { git worktree prune; git worktree add --detach "$tree" "$rev" >/dev/null; }
   (cd "$tree" && CARGO_TARGET_DIR="$PWD/../target" cargo build --release --quiet)
   BASE_BIN="target/baseline/target/release/iotblast"
   echo "baseline: $rev ($BASE_BIN)" >&2

@@ -272,21 +272,60 @@ const QUEUE_KBYTES: usize = 1_048_576;
 /// librdkafka's default `queue.buffering.max.messages`.
 const QUEUE_MESSAGES: usize = 100_000;
 
+/// librdkafka's default `batch.size`, in bytes.
+const BATCH_BYTES: usize = 1_000_000;
+
+/// librdkafka's default `batch.num.messages`.
+const BATCH_MESSAGES: usize = 10_000;
+
+/// A producer's queue holds at least this many full MessageSets; see `share_queue`.
+const BATCHES_PER_QUEUE: usize = 4;
+
 /// `config` for one of `n` producers: each gets 1/n (rounded up) of the queue limits,
 /// so that `kafka.producers` spreads the work without multiplying the memory the
 /// queues may hold. Each producer carries about 1/n of the partitions, and so of the
 /// traffic.
+///
+/// Why MessageSets are capped at a quarter of the queue: a queue that holds one
+/// MessageSet or less fills before the set does, so every request waits out
+/// `linger.ms` and the queue stays full until its ack. On the mock with 2 producers,
+/// `queue.buffering.max.kbytes=2048` (1 MiB each against the 1 MB `batch.size`) gave
+/// 0.20 M msgs/s where 4096 gave 1.35 M; with `batch.size` at a quarter of the share,
+/// 2048 gave 1.35 M too (perf/RESULTS.md, issue #14).
 fn share_queue(config: &rdkafka::ClientConfig, n: usize) -> rdkafka::ClientConfig {
     let mut shared = config.clone();
-    for (key, default) in [
-        ("queue.buffering.max.kbytes", QUEUE_KBYTES),
-        ("queue.buffering.max.messages", QUEUE_MESSAGES),
-    ] {
-        let whole = config
+    let get = |key: &str, default: usize| {
+        config
             .get(key)
             .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(default);
-        shared.set(key, whole.div_ceil(n.max(1)).max(1).to_string());
+            .unwrap_or(default)
+    };
+    for (key, default, batch_key, batch_default, unit) in [
+        (
+            "queue.buffering.max.kbytes",
+            QUEUE_KBYTES,
+            "batch.size",
+            BATCH_BYTES,
+            1024,
+        ),
+        (
+            "queue.buffering.max.messages",
+            QUEUE_MESSAGES,
+            "batch.num.messages",
+            BATCH_MESSAGES,
+            1,
+        ),
+    ] {
+        let share = get(key, default).div_ceil(n.max(1)).max(1);
+        shared.set(key, share.to_string());
+        let batch = get(batch_key, batch_default);
+        let cap = (share.saturating_mul(unit) / BATCHES_PER_QUEUE).max(1);
+        if batch > cap {
+            log::info!(
+                "{batch_key} lowered from {batch} to {cap}: each producer's queue ({key}={share}) holds {BATCHES_PER_QUEUE} of them, so that requests need not wait for linger.ms; raise {key} for larger MessageSets"
+            );
+            shared.set(batch_key, cap.to_string());
+        }
     }
     shared
 }
@@ -559,5 +598,24 @@ mod tests {
         assert_eq!(three.get("queue.buffering.max.kbytes"), Some("5462"));
         // Unset: librdkafka's own default is what is shared.
         assert_eq!(three.get("queue.buffering.max.messages"), Some("33334"));
+    }
+
+    #[test]
+    fn a_message_set_is_at_most_a_quarter_of_a_producers_queue() {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("queue.buffering.max.kbytes", "2048");
+        config.set("queue.buffering.max.messages", "8000");
+        config.set("batch.size", "1000000");
+        let two = share_queue(&config, 2);
+        // 1024 KiB each: a quarter is 262144 bytes.
+        assert_eq!(two.get("batch.size"), Some("262144"));
+        // 4000 messages each; batch.num.messages unset (librdkafka's 10000) is capped too.
+        assert_eq!(two.get("batch.num.messages"), Some("1000"));
+        // Smaller sets than the cap are left alone.
+        config.set("batch.size", "65536");
+        config.set("batch.num.messages", "500");
+        let two = share_queue(&config, 2);
+        assert_eq!(two.get("batch.size"), Some("65536"));
+        assert_eq!(two.get("batch.num.messages"), Some("500"));
     }
 }
