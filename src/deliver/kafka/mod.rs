@@ -290,16 +290,11 @@ const BATCHES_PER_QUEUE: usize = 4;
 /// MessageSet or less fills before the set does, so every request waits out
 /// `linger.ms` and the queue stays full until its ack. On the mock with 2 producers,
 /// `queue.buffering.max.kbytes=2048` (1 MiB each against the 1 MB `batch.size`) gave
-/// 0.20 M msgs/s where 4096 gave 1.35 M; with `batch.size` at a quarter of the share,
-/// 2048 gave 1.35 M too (perf/RESULTS.md, issue #14).
+/// 0.20 M msgs/s where 4096 gave 1.35 M; with `batch.size` capped at a quarter of the
+/// share, 2048 gave 1.46-1.50 M (perf/RESULTS.md, issue #14).
 fn share_queue(config: &rdkafka::ClientConfig, n: usize) -> rdkafka::ClientConfig {
     let mut shared = config.clone();
-    let get = |key: &str, default: usize| {
-        config
-            .get(key)
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(default)
-    };
+    let get = |key, default| number(config, key, default);
     for (key, default, batch_key, batch_default, unit) in [
         (
             "queue.buffering.max.kbytes",
@@ -330,13 +325,17 @@ fn share_queue(config: &rdkafka::ClientConfig, n: usize) -> rdkafka::ClientConfi
     shared
 }
 
+/// The numeric property `key` of `config`, or librdkafka's `default` when unset.
+fn number(config: &rdkafka::ClientConfig, key: &str, default: usize) -> usize {
+    config
+        .get(key)
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(default)
+}
+
 /// The producer's queue limit in bytes (`queue.buffering.max.kbytes`).
 fn queue_bytes(config: &rdkafka::ClientConfig) -> usize {
-    config
-        .get("queue.buffering.max.kbytes")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(QUEUE_KBYTES)
-        .saturating_mul(1024)
+    number(config, "queue.buffering.max.kbytes", QUEUE_KBYTES).saturating_mul(1024)
 }
 
 /// Fetches metadata within `connect_timeout` (so an unreachable cluster fails fast and
