@@ -4,7 +4,9 @@
 //! against `ryu`, the well-kept crate it replaces, and for the hand-written Protobuf
 //! encoder against JSON and against prost (`encode_format`), and for the JSON writer's
 //! unchecked cursor (`generate::text`) against the `Vec::extend_from_slice` and `itoa`
-//! writer it replaced, kept here as `vec_json` (`encode_json`).
+//! writer it replaced, kept here as `vec_json` (`encode_json`), and for building each
+//! reading's RNG directly (`model::reading_rng`) against rand_xoshiro's `seed_from_u64`,
+//! which gives the same stream (`rng_seed`).
 
 use std::hint::black_box;
 
@@ -14,9 +16,13 @@ use iotblast::deliver::batch::Batch;
 use iotblast::generate::encoder::{write_fixed2, Encoder};
 use iotblast::generate::protobuf::{kind_number, status_number, target_number};
 use iotblast::generate::worker::Emitter;
-use iotblast::model::{generate, round2, Fleet, FleetSlice, FleetSpec, Reading, Sensor};
+use iotblast::model::{
+    generate, reading_rng, round2, Fleet, FleetSlice, FleetSpec, Reading, Sensor,
+};
 use iotblast::verify::protobuf as pb;
 use prost::Message;
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 const DEVICES: u64 = 10_000;
 
@@ -361,11 +367,32 @@ fn encode_json(c: &mut Criterion) {
     g.finish();
 }
 
+/// One reading's RNG, seeded and drawn from once (as every reading does), both ways.
+fn rng_seed(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rng_seed");
+    g.throughput(Throughput::Elements(1));
+    let mut seed = 0u64;
+    g.bench_function("seed_from_u64", |b| {
+        b.iter(|| {
+            seed = seed.wrapping_add(1);
+            Xoshiro256PlusPlus::seed_from_u64(black_box(seed)).next_u64()
+        })
+    });
+    g.bench_function("reading_rng", |b| {
+        b.iter(|| {
+            seed = seed.wrapping_add(1);
+            reading_rng(black_box(seed)).next_u64()
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     generate_encode,
     format_value,
     encode_format,
-    encode_json
+    encode_json,
+    rng_seed
 );
 criterion_main!(benches);

@@ -2,6 +2,9 @@
 //! them, plus what a device is (identity, location) as a pure function of its index,
 //! so the same device looks the same in every run, on any core and in any instance.
 
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
 use crate::model::device::{BATTERY_DRAIN_S_PER_PERCENT, NOISE_SHARE, NOISE_TAU_S, OWN_SCALE};
 use crate::model::environment::{Ou, CLIMATE_TAU_S, LOAD_TAU_S, WEATHER_TAU_S};
 use crate::model::spec::FleetSpec;
@@ -216,7 +219,7 @@ pub fn round_int(v: f64) -> i64 {
 /// SplitMix64's finaliser: a fast, well-distributed 64-bit mix.
 #[inline]
 pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(SPLITMIX_GAMMA);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -241,10 +244,48 @@ pub fn seq_seed(device_key: u64, seq: u64) -> u64 {
     splitmix64(device_key ^ seq)
 }
 
+/// The RNG of one reading's stream: exactly `Xoshiro256PlusPlus::seed_from_u64(seed)`
+/// (four SplitMix64 outputs as the state), built directly.
+///
+/// Why not call `seed_from_u64`: every reading seeds a fresh stream, and rand_xoshiro
+/// gets there through `SeedableRng::from_rng` (a SplitMix64 filling a byte buffer
+/// through a generic closure), which stayed a call: 7.5 % of a one-core null-sink
+/// run's samples under `perf`. `benches/generate.rs` (`rng_seed`) compares the two;
+/// the test below keeps the streams identical.
+#[inline]
+pub fn reading_rng(seed: u64) -> Xoshiro256PlusPlus {
+    let mut bytes = [0u8; 32];
+    for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
+        let z = splitmix64(seed.wrapping_add((i as u64).wrapping_mul(SPLITMIX_GAMMA)));
+        word.copy_from_slice(&z.to_le_bytes());
+    }
+    Xoshiro256PlusPlus::from_seed(bytes)
+}
+
+/// SplitMix64's increment (the golden ratio), added to its state before each output.
+const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::spec::Status;
+
+    #[test]
+    fn reading_rng_is_seed_from_u64() {
+        use rand_core::Rng;
+        let mut seed = 0x0123_4567_89AB_CDEF_u64;
+        for _ in 0..1000 {
+            let mut ours = reading_rng(seed);
+            let mut theirs = Xoshiro256PlusPlus::seed_from_u64(seed);
+            for _ in 0..8 {
+                assert_eq!(ours.next_u64(), theirs.next_u64(), "seed {seed:#x}");
+            }
+            seed = splitmix64(seed);
+        }
+        for edge in [0, u64::MAX, SPLITMIX_GAMMA.wrapping_neg()] {
+            assert_eq!(reading_rng(edge), Xoshiro256PlusPlus::seed_from_u64(edge));
+        }
+    }
 
     #[test]
     fn status_follows_thresholds() {
