@@ -44,8 +44,8 @@ enum Wait {
 /// no one to wake. The nap is twice the recent gap between batches, so one wake takes
 /// about two batches. Measured A/B against the commit before (alternating null-sink
 /// runs, median of the paired ratios): a nap of 3/4 of the gap (one wake per batch)
-/// made two-core runs ~10 % slower over 6 rounds, timer wakes preempting a busy
-/// worker; twice the gap gave +12 % on one core and +3 % on two over 8 rounds.
+/// made two-core runs slower (0.86 over 6 rounds), timer wakes preempting a busy
+/// worker; twice the gap gave 1.12 on one core and 1.03 on two over 8 rounds.
 /// A batch, and a delivery report (whose ack time is read when it is served), waits at
 /// most one nap, at most `IDLE_WAIT`: the same bound as a blocked pass's timeout, and
 /// less than the four batches a worker's channel holds by default. When batches stop
