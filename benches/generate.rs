@@ -5,7 +5,7 @@
 //! encoder against JSON and against prost (`encode_format`), and for the JSON writer's
 //! unchecked cursor (`generate::text`) against the `Vec::extend_from_slice` and `itoa`
 //! writer it replaced, kept here as `vec_json` (`encode_json`), and for building each
-//! reading's RNG directly (`model::reading_rng`) against rand_xoshiro's `seed_from_u64`,
+//! stream's RNG directly (`model::stream_rng`) against rand_xoshiro's `seed_from_u64`,
 //! which gives the same stream (`rng_seed`).
 
 use std::hint::black_box;
@@ -17,7 +17,7 @@ use iotblast::generate::encoder::{write_fixed2, Encoder};
 use iotblast::generate::protobuf::{kind_number, status_number, target_number};
 use iotblast::generate::worker::Emitter;
 use iotblast::model::{
-    generate, reading_rng, round2, Fleet, FleetSlice, FleetSpec, Reading, Sensor,
+    generate, round2, stream_rng, Fleet, FleetSlice, FleetSpec, Reading, Sensor,
 };
 use iotblast::verify::protobuf as pb;
 use prost::Message;
@@ -378,10 +378,10 @@ fn rng_seed(c: &mut Criterion) {
             Xoshiro256PlusPlus::seed_from_u64(black_box(seed)).next_u64()
         })
     });
-    g.bench_function("reading_rng", |b| {
+    g.bench_function("stream_rng", |b| {
         b.iter(|| {
             seed = seed.wrapping_add(1);
-            reading_rng(black_box(seed)).next_u64()
+            stream_rng(black_box(seed)).next_u64()
         })
     });
     g.finish();

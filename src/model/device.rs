@@ -23,7 +23,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::model::anomaly::{self, Active, Kind};
 use crate::model::environment::Environment;
 use crate::model::fleet::{
-    device_key, reading_rng, round2, round_int, seq_seed, stream_seed, Fleet, Identity, Location,
+    device_key, round2, round_int, seq_seed, stream_rng, stream_seed, Fleet, Identity, Location,
 };
 use crate::model::spec::{EventTime, FleetSpec, Sensor, Status};
 
@@ -197,7 +197,7 @@ impl Fleet {
     /// The state of `device` before its first reading, drawn from the stationary
     /// distributions so there is no warm-up.
     pub fn init_state(&self, device: u64) -> DeviceState {
-        let mut rng = reading_rng(stream_seed(self.seed, device, INIT));
+        let mut rng = stream_rng(stream_seed(self.seed, device, INIT));
         let noise = [0; 4].map(|_| normal(&mut rng) as f32);
         let offset = [0; 4].map(|_| normal(&mut rng) as f32);
         let switch_on = uniform(&mut rng) < self.spec.simulator.switch_on_probability;
@@ -239,7 +239,7 @@ impl Fleet {
         env: &Environment,
         timestamp_ms: i64,
     ) -> Reading {
-        let mut rng = reading_rng(seq_seed(fixed.key, seq));
+        let mut rng = stream_rng(seq_seed(fixed.key, seq));
         self.advance_processes(st, &mut rng);
         let location = fixed.location();
         let mut values = self.undisturbed(st, env, location);

@@ -15,7 +15,7 @@ use std::ops::Range;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::model::fleet::{reading_rng, splitmix64, stream_seed, Derived, Fleet, Location};
+use crate::model::fleet::{splitmix64, stream_rng, stream_seed, Derived, Fleet, Location};
 use crate::model::trend::TrendPoint;
 
 /// Mean reversion times of the site's weather: barometric pressure (fronts take days
@@ -104,7 +104,7 @@ fn floor_index(l: Location, floors_per_building: usize) -> usize {
 
 /// The stream of process `id` (0 the weather, then buildings, then floors) at `seq`.
 fn process_rng(seed: u64, id: u64, seq: u64) -> Xoshiro256PlusPlus {
-    reading_rng(stream_seed(seed ^ STREAM_SALT, id, seq))
+    stream_rng(stream_seed(seed ^ STREAM_SALT, id, seq))
 }
 
 #[inline]

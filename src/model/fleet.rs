@@ -244,8 +244,10 @@ pub fn seq_seed(device_key: u64, seq: u64) -> u64 {
     splitmix64(device_key ^ seq)
 }
 
-/// The RNG of one reading's stream: exactly `Xoshiro256PlusPlus::seed_from_u64(seed)`
-/// (four SplitMix64 outputs as the state), built directly.
+/// The RNG of one stream (a reading's, a device's initial state, an environment
+/// process at one step), seeded by `stream_seed` or `seq_seed`: exactly
+/// `Xoshiro256PlusPlus::seed_from_u64(seed)` (four SplitMix64 outputs as the state),
+/// built directly.
 ///
 /// Why not call `seed_from_u64`: every reading seeds a fresh stream, and rand_xoshiro
 /// gets there through `SeedableRng::from_rng` (a SplitMix64 filling a byte buffer
@@ -253,7 +255,7 @@ pub fn seq_seed(device_key: u64, seq: u64) -> u64 {
 /// run's samples under `perf`. `benches/generate.rs` (`rng_seed`) compares the two;
 /// the test below keeps the streams identical.
 #[inline]
-pub fn reading_rng(seed: u64) -> Xoshiro256PlusPlus {
+pub fn stream_rng(seed: u64) -> Xoshiro256PlusPlus {
     let mut bytes = [0u8; 32];
     for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
         let z = splitmix64(seed.wrapping_add((i as u64).wrapping_mul(SPLITMIX_GAMMA)));
@@ -271,11 +273,11 @@ mod tests {
     use crate::model::spec::Status;
 
     #[test]
-    fn reading_rng_is_seed_from_u64() {
+    fn stream_rng_is_seed_from_u64() {
         use rand_core::Rng;
         let mut seed = 0x0123_4567_89AB_CDEF_u64;
         for _ in 0..1000 {
-            let mut ours = reading_rng(seed);
+            let mut ours = stream_rng(seed);
             let mut theirs = Xoshiro256PlusPlus::seed_from_u64(seed);
             for _ in 0..8 {
                 assert_eq!(ours.next_u64(), theirs.next_u64(), "seed {seed:#x}");
@@ -283,7 +285,7 @@ mod tests {
             seed = splitmix64(seed);
         }
         for edge in [0, u64::MAX, SPLITMIX_GAMMA.wrapping_neg()] {
-            assert_eq!(reading_rng(edge), Xoshiro256PlusPlus::seed_from_u64(edge));
+            assert_eq!(stream_rng(edge), Xoshiro256PlusPlus::seed_from_u64(edge));
         }
     }
 

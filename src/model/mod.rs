@@ -11,7 +11,7 @@ pub mod spec;
 pub mod trend;
 
 pub use device::{generate, DeviceState, FleetSlice, Label, Reading};
-pub use fleet::{reading_rng, round2, round_int, Fleet, Identity, Location};
+pub use fleet::{round2, round_int, stream_rng, Fleet, Identity, Location};
 pub use spec::{FleetSpec, Sensor, SensorSpec, SimulatorSpec, Status, Thresholds, MAX_DEVICES};
 
 #[cfg(test)]
