@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # (for its configure), pkg-config, and the headers of the libraries we link (OpenSSL, zlib).
 need=()
 # bsdutils provides `script`, which runs iotblast on a pseudo-terminal in a test.
-for pkg in build-essential pkg-config perl libssl-dev zlib1g-dev bsdutils; do
+# openssl makes the throwaway certificates of scripts/kafka.sh's TLS listeners.
+for pkg in build-essential pkg-config perl libssl-dev zlib1g-dev bsdutils openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # promtool (Debian's prometheus package) checks the /metrics output in the tests.
@@ -25,6 +26,10 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 fi
+
+# Apache Kafka, the broker of the end-to-end tests, from Maven Central jars (needs Java
+# 17 and Maven); the tests start their clusters with scripts/kafka.sh (docs/testing.md).
+scripts/kafka.sh install >/dev/null
 
 # Tansu, a Kafka-protocol broker written in Rust, is the real broker of the end-to-end
 # tests. Built once (~20-30 minutes) with the libsql feature, which gives sqlite://

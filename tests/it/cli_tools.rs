@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::free_port;
 use crate::common::{run, signal, spawn, wait_with_limit};
-use crate::tansu::free_port;
 
 #[test]
 fn completions_are_valid_shell_and_name_the_subcommands() {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -209,6 +210,15 @@ pub fn status_transitions<'a>(readings: impl Iterator<Item = &'a Value>) -> Vec<
     }
     out.sort();
     out
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The `iotblast` binary under test, logging at info.

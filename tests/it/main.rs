@@ -4,6 +4,7 @@
 mod alloc_count;
 mod bad_input;
 mod cli_tools;
+mod cluster;
 mod common;
 mod config;
 mod delivery;
@@ -17,6 +18,7 @@ mod event_time;
 mod faults;
 mod golden;
 mod interval_log;
+mod kafka;
 mod latency;
 mod metrics;
 mod pacing;

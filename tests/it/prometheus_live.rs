@@ -1,6 +1,6 @@
 //! The shipped rules and dashboard against live data: a real Prometheus server (Debian's
 //! `prometheus` package, which `scripts/test.sh` installs) loads
-//! `deploy/prometheus/rules.yml` and scrapes a real iotblast, producing to Tansu, every
+//! `deploy/prometheus/rules.yml` and scrapes a real iotblast, producing to Apache Kafka, every
 //! second. Every recording rule and every dashboard query must return data, and
 //! killing the broker must fire `KafkaConnectionFailure`.
 
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{signal, spawn, wait_with_limit};
+use crate::cluster::Cluster;
+use crate::common::{free_port, signal, spawn, wait_with_limit};
 use crate::deploy_monitoring::{dashboard_exprs, recording_rules};
-use crate::tansu::{free_port, Tansu};
 
 /// A Prometheus server on a free loopback port, killed on drop.
 struct Prometheus {
@@ -142,13 +142,14 @@ fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> Vec<String
 
 #[test]
 fn every_rule_and_panel_has_data_and_a_dead_broker_fires_kafka_connection_failure() {
-    let mut broker = Tansu::start();
+    // A cluster of its own, since the test kills its broker.
+    let cluster = Cluster::start(1);
     let addr = format!("127.0.0.1:{}", free_port());
     // Paced, so the paced-run rules have a target; long flush and connect timeouts, so
     // iotblast keeps running (and being scraped) while the broker is gone.
     let child = spawn(&[
         "-b",
-        &broker.bootstrap,
+        cluster.bootstrap(),
         "--devices",
         "1000",
         "--rate",
@@ -206,7 +207,7 @@ fn every_rule_and_panel_has_data_and_a_dead_broker_fires_kafka_connection_failur
         "KafkaConnectionFailure fired while the broker was up"
     );
 
-    broker.kill();
+    cluster.kill(0);
     eventually(
         "KafkaConnectionFailure not firing with the broker killed",
         Duration::from_secs(90),

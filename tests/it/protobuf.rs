@@ -28,8 +28,8 @@ use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
+use crate::cluster::{unique, Cluster};
 use crate::common::{label, run, summary_from, verify};
-use crate::tansu::Tansu;
 
 /// `schema/reading.proto`, compiled by protox.
 fn pool() -> &'static DescriptorPool {
@@ -448,10 +448,10 @@ fn consume_raw(bootstrap: &str, topic: &str, expected: usize) -> Vec<(Vec<u8>, i
     out
 }
 
-/// A run to Tansu in `format` (readings and alerts topics `<format>-r`, `<format>-a`);
-/// returns its summary.
-fn kafka_run(bootstrap: &str, format: &str) -> Value {
-    let (readings, alerts) = (format!("{format}-r"), format!("{format}-a"));
+/// A run to Kafka in `format`, to the readings and alerts topics `<prefix><format>-r`
+/// and `<prefix><format>-a`; returns its summary.
+fn kafka_run(bootstrap: &str, prefix: &str, format: &str) -> Value {
+    let (readings, alerts) = (format!("{prefix}{format}-r"), format!("{prefix}{format}-a"));
     let out = run(&[
         "-b",
         bootstrap,
@@ -486,10 +486,10 @@ fn kafka_run(bootstrap: &str, format: &str) -> Value {
 
 #[test]
 fn on_kafka_each_message_is_one_reading_or_alert_and_verify_reads_them() {
-    let broker = Tansu::start();
-    let b = broker.bootstrap.as_str();
-    let sj = kafka_run(b, "json");
-    let sp = kafka_run(b, "protobuf");
+    let b = Cluster::shared().bootstrap();
+    let prefix = unique("pb") + "-";
+    let sj = kafka_run(b, &prefix, "json");
+    let sp = kafka_run(b, &prefix, "protobuf");
     let alerts = n(&sp, "alerts_delivered");
     assert_eq!(alerts, n(&sj, "alerts_delivered"));
     assert!(alerts > 500, "{alerts} alerts");
@@ -513,8 +513,14 @@ fn on_kafka_each_message_is_one_reading_or_alert_and_verify_reads_them() {
             }
             m
         };
-        let j = as_map(consume_raw(b, &format!("json{topic}"), count), false);
-        let p = as_map(consume_raw(b, &format!("protobuf{topic}"), count), true);
+        let j = as_map(
+            consume_raw(b, &format!("{prefix}json{topic}"), count),
+            false,
+        );
+        let p = as_map(
+            consume_raw(b, &format!("{prefix}protobuf{topic}"), count),
+            true,
+        );
         assert_eq!(j.len(), count);
         assert!(j == p, "{kind}s differ between the formats");
     }
@@ -522,9 +528,9 @@ fn on_kafka_each_message_is_one_reading_or_alert_and_verify_reads_them() {
         "-b",
         b,
         "-t",
-        "protobuf-r",
+        &format!("{prefix}protobuf-r"),
         "--alerts-topic",
-        "protobuf-a",
+        &format!("{prefix}protobuf-a"),
         "--format",
         "protobuf",
         "--expect",
@@ -543,7 +549,7 @@ fn on_kafka_each_message_is_one_reading_or_alert_and_verify_reads_them() {
         "-b",
         b,
         "-t",
-        "protobuf-r",
+        &format!("{prefix}protobuf-r"),
         "--alerts-topic",
         "",
         "--idle",

@@ -1,5 +1,5 @@
 //! `iotblast verify`: exact counts of loss, duplicates and invalid messages, from the
-//! stdout sink's NDJSON and from a real broker's topic (Tansu), checked against runs
+//! stdout sink's NDJSON and from a real broker's topic (Apache Kafka), checked against runs
 //! whose truth is known: a clean run, and the same readings with one deleted and ten
 //! duplicated.
 
@@ -10,8 +10,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
+use crate::cluster::{unique, Cluster};
 use crate::common::{java_partition, run, summary_from, verify};
-use crate::tansu::Tansu;
 
 const N: usize = 100_000;
 
@@ -82,15 +82,16 @@ fn a_file_of_readings_verifies_and_tampering_is_counted_exactly() {
 
 #[test]
 fn a_topic_on_a_real_broker_verifies_and_tampering_is_counted_exactly() {
-    let broker = Tansu::start();
-    let b = broker.bootstrap.as_str();
+    let b = Cluster::shared().bootstrap();
+    let (clean, alerts, tampered_topic) =
+        (unique("v-clean"), unique("v-alerts"), unique("v-tampered"));
     let out = run(&[
         "-b",
         b,
         "-t",
-        "v-clean",
+        &clean,
         "--alerts-topic",
-        "v-alerts",
+        &alerts,
         "--partitions",
         "3",
         "--devices",
@@ -112,9 +113,9 @@ fn a_topic_on_a_real_broker_verifies_and_tampering_is_counted_exactly() {
         "-b",
         b,
         "-t",
-        "v-clean",
+        &clean,
         "--alerts-topic",
-        "v-alerts",
+        &alerts,
         "--expect",
         "100000",
         "--idle",
@@ -130,14 +131,14 @@ fn a_topic_on_a_real_broker_verifies_and_tampering_is_counted_exactly() {
     // partitions as iotblast sets them.
     let config = ClientConfig::new().set("bootstrap.servers", b).clone();
     let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
-    let topic = NewTopic::new("v-tampered", 3, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(&tampered_topic, 3, TopicReplication::Fixed(1));
     let created = futures_executor::block_on(admin.create_topics([&topic], &AdminOptions::new()));
     assert!(created.unwrap()[0].is_ok());
     let producer: BaseProducer = config.create().unwrap();
     for line in tampered(&readings()) {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let key = v["device_id"].as_str().unwrap().to_owned();
-        let mut record = BaseRecord::to("v-tampered")
+        let mut record = BaseRecord::to(&tampered_topic)
             .key(&key)
             .payload(&line)
             .partition(java_partition(key.as_bytes(), 3));
@@ -152,7 +153,7 @@ fn a_topic_on_a_real_broker_verifies_and_tampering_is_counted_exactly() {
         "-b",
         b,
         "-t",
-        "v-tampered",
+        &tampered_topic,
         "--alerts-topic",
         "",
         "--expect",

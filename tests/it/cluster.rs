@@ -1,0 +1,283 @@
+//! Apache Kafka for the end-to-end tests: clusters that `scripts/kafka.sh` runs from
+//! Maven Central jars, one JVM per node, on loopback.
+//!
+//! - [`Cluster::shared`]: one node, shared by every test that needs a broker. Tests keep
+//!   out of each other's way by producing to topics of their own ([`unique`]).
+//! - [`Cluster::three`]: three nodes for the fault matrix. A test holds its guard for the
+//!   whole run, since it kills, pauses and restarts nodes, and leaves every node up.
+//!
+//! `IOTBLAST_KAFKA_DIR=DIR` (one node) and `IOTBLAST_KAFKA3_DIR=DIR` (three nodes) point
+//! the tests at clusters you keep running (`scripts/kafka.sh start --dir DIR`), so that
+//! one test can be rerun without a start-up; otherwise each cluster starts on first use
+//! and stops, its directory removed, when the test process exits (`--owner-pid`).
+//! `scripts/test.sh` installs the jars; `docs/testing.md` says more.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A running cluster, as its `cluster.env` describes it.
+#[derive(Debug)]
+pub struct Cluster {
+    pub dir: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+/// `scripts/kafka.sh`, from the repository root.
+pub fn kafka_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")
+}
+
+/// A name no other test, and no earlier run against a kept cluster, has used:
+/// `prefix-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Cluster {
+    /// The one-node cluster every end-to-end test shares.
+    pub fn shared() -> &'static Cluster {
+        static SHARED: OnceLock<Cluster> = OnceLock::new();
+        SHARED.get_or_init(|| Cluster::kept_or_started("IOTBLAST_KAFKA_DIR", 1))
+    }
+
+    /// The three-node cluster of the fault matrix, held for the whole of one test.
+    pub fn three() -> MutexGuard<'static, Cluster> {
+        static THREE: OnceLock<Mutex<Cluster>> = OnceLock::new();
+        let guard = THREE
+            .get_or_init(|| Mutex::new(Cluster::kept_or_started("IOTBLAST_KAFKA3_DIR", 3)))
+            .lock()
+            // A test that failed mid-fault poisons the lock; the next one still gets
+            // the cluster, and brings every node back first.
+            .unwrap_or_else(|e| e.into_inner());
+        guard.all_up();
+        guard
+    }
+
+    fn kept_or_started(var: &str, brokers: u32) -> Cluster {
+        match std::env::var(var) {
+            Ok(dir) if !dir.is_empty() => Cluster::load(PathBuf::from(dir)),
+            _ => Cluster::start(brokers),
+        }
+    }
+
+    /// Starts a throwaway cluster of `brokers` nodes, stopped and removed when this
+    /// process exits.
+    pub fn start(brokers: u32) -> Cluster {
+        let dir = std::env::temp_dir().join(unique(&format!("iotblast-kafka{brokers}")));
+        let out = Command::new(kafka_sh())
+            .args(["start", "--brokers", &brokers.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--owner-pid", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .output()
+            .expect("run scripts/kafka.sh");
+        assert!(
+            out.status.success(),
+            "scripts/kafka.sh start --brokers {brokers} failed (scripts/test.sh installs Java's Kafka jars):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Cluster::load(dir)
+    }
+
+    /// A cluster that `scripts/kafka.sh start --dir DIR` runs.
+    pub fn load(dir: PathBuf) -> Cluster {
+        let text = std::fs::read_to_string(dir.join("cluster.env")).unwrap_or_else(|e| {
+            panic!("{}/cluster.env: {e}", dir.display());
+        });
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Cluster { dir, env }
+    }
+
+    /// A `cluster.env` value, e.g. `BOOTSTRAP_SASL` or `SCRAM_PASSWORD`.
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {}/cluster.env", self.dir.display()))
+    }
+
+    /// The PLAINTEXT bootstrap list (no authentication; a super user).
+    pub fn bootstrap(&self) -> &str {
+        self.get("BOOTSTRAP")
+    }
+
+    /// The number of nodes.
+    pub fn brokers(&self) -> u32 {
+        self.get("BROKERS").parse().expect("BROKERS")
+    }
+
+    /// Runs `scripts/kafka.sh COMMAND --dir DIR ARGS`, panicking with its stderr on failure.
+    fn script(&self, command: &str, args: &[&str]) {
+        let out = Command::new(kafka_sh())
+            .arg(command)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .output()
+            .expect("run scripts/kafka.sh");
+        assert!(
+            out.status.success(),
+            "scripts/kafka.sh {command} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&self, i: u32) {
+        self.script("kill", &["--broker", &i.to_string()]);
+    }
+
+    /// Starts node `i` again on its log dir; returns once it answers metadata.
+    pub fn start_broker(&self, i: u32) {
+        self.script("start-broker", &["--broker", &i.to_string()]);
+    }
+
+    /// SIGSTOPs node `i`.
+    pub fn pause(&self, i: u32) {
+        self.script("pause", &["--broker", &i.to_string()]);
+    }
+
+    /// SIGCONTs node `i`.
+    pub fn resume(&self, i: u32) {
+        self.script("resume", &["--broker", &i.to_string()]);
+    }
+
+    /// The pid of node `i`, if it runs.
+    pub fn pid(&self, i: u32) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join(format!("broker-{i}/pid")))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+    }
+
+    /// Resumes paused nodes and starts stopped ones, so a test begins with all of them.
+    pub fn all_up(&self) {
+        for i in 0..self.brokers() {
+            match self.pid(i) {
+                Some(pid) => {
+                    let _ = Command::new("kill")
+                        .args(["-CONT", &pid.to_string()])
+                        .status();
+                }
+                None => self.start_broker(i),
+            }
+        }
+    }
+
+    /// Runs one of Kafka's own tools (`scripts/kafka.sh tool NAME ARGS`) to completion.
+    pub fn tool(&self, name: &str, args: &[&str]) -> Output {
+        Command::new(kafka_sh())
+            .args(["tool", name])
+            .args(args)
+            .output()
+            .expect("run scripts/kafka.sh tool")
+    }
+
+    /// Runs a tool and panics with its output unless it succeeds; returns its stdout.
+    pub fn tool_ok(&self, name: &str, args: &[&str]) -> String {
+        let out = self.tool(name, args);
+        assert!(
+            out.status.success(),
+            "kafka {name} {args:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates `topic` with Kafka's own `kafka-topics`, with `configs` as `key=value`.
+    pub fn create_topic(&self, topic: &str, partitions: u32, replication: u32, configs: &[&str]) {
+        let (p, r) = (partitions.to_string(), replication.to_string());
+        let mut args = vec![
+            "--bootstrap-server",
+            self.bootstrap(),
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            &p,
+            "--replication-factor",
+            &r,
+        ];
+        for c in configs {
+            args.extend(["--config", c]);
+        }
+        self.tool_ok("topics", &args);
+    }
+
+    /// Every record of `topic`, read by Kafka's own console consumer (Java: no code
+    /// shared with iotblast or librdkafka) until `idle` passes without one. Each record
+    /// is (partition, key, value).
+    pub fn console_consume(&self, topic: &str, idle: Duration) -> Vec<ConsoleRecord> {
+        let idle_ms = idle.as_millis().to_string();
+        let out = self.tool(
+            "console-consumer",
+            &[
+                "--bootstrap-server",
+                self.bootstrap(),
+                "--topic",
+                topic,
+                "--from-beginning",
+                "--timeout-ms",
+                &idle_ms,
+                "--formatter-property",
+                "print.partition=true",
+                "--formatter-property",
+                "print.key=true",
+                "--formatter-property",
+                "key.separator=\t",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let records: Vec<ConsoleRecord> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let mut f = line.splitn(3, '\t');
+                let partition = f
+                    .next()
+                    .and_then(|p| p.strip_prefix("Partition:"))
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("console consumer line {line:?}"));
+                let key = f.next().unwrap_or_default().to_string();
+                let value = serde_json::from_str(f.next().unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("console consumer value {line:?}: {e}"));
+                ConsoleRecord {
+                    partition,
+                    key,
+                    value,
+                }
+            })
+            .collect();
+        // The consumer ends on its idle timeout and says how many it processed: the
+        // lines must be all of them.
+        assert!(
+            stderr.contains(&format!("Processed a total of {} messages", records.len())),
+            "console consumer of {topic}: {stderr}"
+        );
+        records
+    }
+}
+
+/// One record as Kafka's console consumer printed it.
+#[derive(Debug)]
+pub struct ConsoleRecord {
+    pub partition: i32,
+    pub key: String,
+    pub value: Value,
+}
