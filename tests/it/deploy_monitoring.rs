@@ -3,7 +3,8 @@
 //! filtered by `$job`/`$instance`, real metric names only) and provisioning, and the
 //! compose demo, checked without a Docker engine: against the Compose Specification's
 //! schema (vendored in deploy/compose/), with every mounted file present and the
-//! services, ports and iotblast's command agreeing with each other.
+//! services, ports and iotblast's command agreeing with each other; the broker's
+//! settings are run by the same Apache Kafka version, and iotblast produces to it.
 //!
 //! `dashboard_exprs` and `recording_rules` are shared with the live-Prometheus tests.
 
@@ -541,13 +542,12 @@ fn the_compose_file_is_valid_and_everything_it_mounts_exists() {
         .join(build["dockerfile"].as_str().unwrap())
         .is_file());
 
-    // The services agree: iotblast produces to the broker Tansu advertises, serves
+    // The services agree: iotblast produces to the listener Kafka advertises, serves
     // /metrics where Prometheus scrapes, and Grafana reads that Prometheus.
-    let tansu = command(&services["tansu"]);
     let iotblast_args = command(&services["iotblast"]);
     assert_eq!(
-        flag(&tansu, "--advertised-listener-url"),
-        format!("tcp://{}", flag(&iotblast_args, "-b"))
+        services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"],
+        format!("PLAINTEXT://{}", flag(&iotblast_args, "-b")).as_str()
     );
     let port = flag(&iotblast_args, "--metrics-address")
         .rsplit_once(':')
@@ -594,7 +594,7 @@ fn the_compose_iotblast_command_runs_and_serves_every_metric_and_health_on_one_p
     // compose.yaml's own arguments, run here for a few seconds: every flag and value must
     // be accepted, /metrics and /readyz must share the one port (prometheus.yml scrapes
     // it), and /metrics must serve every series the rules and the dashboard use.
-    // Loopback only: the embedded mock broker stands in for `-b tansu:9092`, and a free
+    // Loopback only: the embedded mock broker stands in for `-b kafka:9092`, and a free
     // loopback port for 0.0.0.0:9090.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -603,7 +603,7 @@ fn the_compose_iotblast_command_runs_and_serves_every_metric_and_health_on_one_p
         .port();
     let addr = format!("127.0.0.1:{port}");
     let compose_args = command(&compose()["services"]["iotblast"]);
-    assert_eq!(flag(&compose_args, "-b"), "tansu:9092");
+    assert_eq!(flag(&compose_args, "-b"), "kafka:9092");
     let mut args = Vec::new();
     let mut it = compose_args.into_iter();
     while let Some(a) = it.next() {
@@ -655,4 +655,140 @@ fn the_compose_iotblast_command_runs_and_serves_every_metric_and_health_on_one_p
         "{status}: {}",
         String::from_utf8_lossy(&stderr)
     );
+}
+
+/// The compose broker's server properties, as the apache/kafka image derives them from
+/// its `KAFKA_*` variables: prefix dropped, lower case, `___` to `-`, `__` to `_`, `_`
+/// to `.` (the image's kafka-propertiesSpec.json).
+fn compose_broker_properties() -> Vec<(String, String)> {
+    let env = &compose()["services"]["kafka"]["environment"];
+    env.as_object()
+        .expect("kafka's environment is a map")
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("KAFKA_")?.to_lowercase();
+            let name = name
+                .replace("___", "-")
+                .replace("__", "\0")
+                .replace('_', ".")
+                .replace("\0", "_");
+            let value = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((name, value))
+        })
+        .collect()
+}
+
+#[test]
+fn the_compose_broker_settings_run_apache_kafka_and_iotblast_delivers_to_it() {
+    // No Docker engine here: the same Kafka version the image carries (the jars of
+    // scripts/kafka.sh) runs compose's own broker settings, with the host name `kafka`
+    // and its ports moved to free loopback ports and the log dir to a temporary one.
+    let props = compose_broker_properties();
+    let get = |k: &str| {
+        props
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("compose's broker sets no {k}"))
+    };
+    assert_eq!(get("process.roles"), "broker,controller");
+    let image = compose()["services"]["kafka"]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version = std::fs::read_to_string(repo("scripts/kafka.sh"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("KAFKA_VERSION=").map(str::to_owned))
+        .expect("KAFKA_VERSION in scripts/kafka.sh");
+    assert_eq!(
+        image,
+        format!("apache/kafka:{version}"),
+        "the tests run {version}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (client, controller) = (crate::common::free_port(), crate::common::free_port());
+    let moved = |v: String| {
+        v.replace("kafka:9092", &format!("127.0.0.1:{client}"))
+            .replace("kafka:9093", &format!("127.0.0.1:{controller}"))
+            .replace("://:9092", &format!("://127.0.0.1:{client}"))
+            .replace("://:9093", &format!("://127.0.0.1:{controller}"))
+    };
+    let mut text = String::new();
+    for (k, v) in &props {
+        let v = if k == "log.dirs" {
+            dir.path().join("data").display().to_string()
+        } else {
+            moved(v.clone())
+        };
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    let config = dir.path().join("server.properties");
+    std::fs::write(&config, text).unwrap();
+    let cluster_id = compose()["services"]["kafka"]["environment"]["CLUSTER_ID"]
+        .as_str()
+        .expect("CLUSTER_ID: the image formats its log dir with it")
+        .to_owned();
+    let libs = Command::new(repo("scripts/kafka.sh"))
+        .arg("install")
+        .output()
+        .unwrap();
+    assert!(
+        libs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&libs.stderr)
+    );
+    let libs = String::from_utf8(libs.stdout).unwrap().trim().to_owned();
+    let format = Command::new(repo("scripts/kafka.sh"))
+        .args([
+            "tool",
+            "storage",
+            "format",
+            "--cluster-id",
+            &cluster_id,
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        format.status.success(),
+        "{}",
+        String::from_utf8_lossy(&format.stderr)
+    );
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut broker = Command::new("java")
+        .args(["-Xmx512m", "-cp", &format!("{libs}/*"), "kafka.Kafka"])
+        .arg(&config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("java");
+    let bootstrap = format!("127.0.0.1:{client}");
+    let out = iotblast()
+        .args([
+            "-b",
+            &bootstrap,
+            "--messages",
+            "2000",
+            "--connect-timeout",
+            "60s",
+        ])
+        .args(["--json", "-q"])
+        .output()
+        .unwrap();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let server_log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\nbroker log:\n{server_log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = crate::common::summary_from(&out.stdout);
+    assert_eq!(summary["messages_delivered"], 2000, "{summary}");
 }
