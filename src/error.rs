@@ -60,8 +60,15 @@ pub enum Error {
         source: Unreachable,
     },
 
-    #[error("authentication failed against Kafka brokers {brokers}: {reason}")]
-    Authentication { brokers: String, reason: String },
+    /// The brokers refused the client for a reason a setting explains: a failed
+    /// authentication or TLS handshake, a mechanism or protocol the listener does not
+    /// take (`deliver::kafka::diagnose`).
+    #[error("{problem}: {fix} (librdkafka: {reason})")]
+    Refused {
+        problem: String,
+        fix: String,
+        reason: String,
+    },
 
     #[error("topic '{topic}' does not exist on {brokers}")]
     NoTopic { topic: String, brokers: String },

@@ -7,20 +7,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::deliver::kafka::diagnose::Security;
 use crate::deliver::kafka::settings::KafkaSettings;
 use crate::deliver::kafka::{ClientErrors, ERROR_EVENTS};
 use crate::error::{Error, Unreachable};
 use crate::verify::check::{Checker, Origin};
 
-/// The consumer's context: logs librdkafka's errors and keeps an authentication failure.
+/// The consumer's context: logs librdkafka's errors and keeps them (and connection
+/// failures) to say why the brokers did not answer.
 struct VerifyContext(ClientErrors);
 
 impl ClientContext for VerifyContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.0.log(level, fac, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.0.record(&error, reason);
     }
@@ -175,22 +182,21 @@ pub fn kafka(
     stop: &AtomicBool,
 ) -> Result<Span, Error> {
     let errors = ClientErrors::default();
-    let consumer: BaseConsumer<VerifyContext> = k
-        .consumer_config(brokers)?
+    let config = k.consumer_config(brokers)?;
+    let security = Security::of(&config);
+    let consumer: BaseConsumer<VerifyContext> = config
         .create_with_context(VerifyContext(errors.clone()))
         .map_err(Error::Consumer)?;
-    let mut assignment = TopicPartitionList::new();
-    assign(
-        &consumer,
+    let check = Check {
         k,
         brokers,
-        topics.readings,
-        true,
-        &errors,
-        &mut assignment,
-    )?;
+        errors: &errors,
+        security: &security,
+    };
+    let mut assignment = TopicPartitionList::new();
+    assign(&consumer, &check, topics.readings, true, &mut assignment)?;
     let alerts = match topics.alerts {
-        Some(a) if assign(&consumer, k, brokers, a, false, &errors, &mut assignment)? => Some(a),
+        Some(a) if assign(&consumer, &check, a, false, &mut assignment)? => Some(a),
         _ => None,
     };
     consumer.assign(&assignment).map_err(Error::Consumer)?;
@@ -225,17 +231,29 @@ pub fn kafka(
     Ok(span)
 }
 
+/// What a metadata request at start-up needs to explain a failure.
+struct Check<'a> {
+    k: &'a KafkaSettings,
+    brokers: &'a str,
+    errors: &'a ClientErrors,
+    security: &'a Security,
+}
+
 /// Adds every partition of `topic` from its beginning to `assignment`. A missing
 /// topic is an error when `required`, else a warning and `false`.
 fn assign(
     consumer: &BaseConsumer<VerifyContext>,
-    k: &KafkaSettings,
-    brokers: &str,
+    check: &Check,
     topic: &str,
     required: bool,
-    errors: &ClientErrors,
     assignment: &mut TopicPartitionList,
 ) -> Result<bool, Error> {
+    let &Check {
+        k,
+        brokers,
+        errors,
+        security,
+    } = check;
     let md = consumer
         .fetch_metadata(Some(topic), k.connect_timeout.0)
         .map_err(|e| {
@@ -245,7 +263,12 @@ fn assign(
                 // The context's `error` records each error event as it is served.
                 let _ = consumer.poll(Duration::from_millis(10));
             }
-            errors.unreachable(brokers, k.connect_timeout.0, Unreachable::Metadata(e))
+            errors.connect_error(
+                brokers,
+                k.connect_timeout.0,
+                security,
+                Unreachable::Metadata(e),
+            )
         })?;
     let partitions = md
         .topics()

@@ -1,6 +1,7 @@
 //! Produces batches to Kafka with one rdkafka `BaseProducer`, owned by the delivery thread.
 //! `settings` declares the `kafka:` section of the configuration; `mock` starts the
-//! embedded mock cluster when no brokers are given.
+//! embedded mock cluster when no brokers are given; `diagnose` says which setting to
+//! change when the brokers refuse the client.
 //!
 //! Batches are enqueued by `produce_batch` (one librdkafka call per partition group)
 //! without copying payloads: librdkafka points into the batch, which `reports` keeps
@@ -11,20 +12,24 @@
 //! still queued after the flush timeout is purged and its delivery reports count it as
 //! failed.
 
+pub mod diagnose;
 pub mod mock;
 pub mod produce_batch;
 pub mod reports;
 pub mod settings;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
 use crate::deliver::batch::Batch;
+use crate::deliver::kafka::diagnose::{diagnose, Security};
 use crate::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
 use crate::deliver::kafka::reports::{opaque, InFlight, MainQueue};
 use crate::deliver::kafka::settings::KafkaSettings;
@@ -80,6 +85,10 @@ impl ClientContext for DeliveryContext {
         }
     }
 
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.errors.log(level, fac, message);
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         let retries = self.stats.set_client_statistics(self.index, statistics);
         self.stats.with(|d| d.retries = d.retries.max(retries));
@@ -95,20 +104,23 @@ pub fn librdkafka_version() -> String {
 /// How long to serve librdkafka's queued error events after a failed start-up request.
 pub const ERROR_EVENTS: Duration = Duration::from_millis(100);
 
-/// What librdkafka's error callback reported, kept for start-up: a failed
-/// authentication (librdkafka retries it forever, so without this a wrong password
-/// would look like an unreachable cluster), or else the last error, which says why a
-/// cluster is unreachable (a name that does not resolve, a refused connection).
+/// What librdkafka reported, kept for start-up: error events and connection failures
+/// (`FAIL` log lines). librdkafka retries a failed TLS handshake or authentication
+/// until the connect timeout, so without these a wrong password or CA would look like
+/// an unreachable cluster; `diagnose` reads them for what is wrong.
 #[derive(Debug, Clone, Default)]
 pub struct ClientErrors(Arc<std::sync::Mutex<Reported>>);
 
 #[derive(Debug, Default)]
 struct Reported {
-    authentication: Option<String>,
-    last: Option<String>,
+    /// The latest reports with their error codes (none for a log line), oldest first.
+    reports: VecDeque<(Option<RDKafkaErrorCode>, String)>,
     /// The previous call, to drop the second of a pair (see `record`).
     previous: Option<(String, Instant)>,
 }
+
+/// Reports kept: enough for every broker's latest failure at start-up.
+const REPORTS_KEPT: usize = 32;
 
 /// Two identical reports closer than this are one event reported twice.
 const SAME_EVENT: Duration = Duration::from_millis(5);
@@ -129,35 +141,85 @@ impl ClientErrors {
         }
         log::warn!("librdkafka: {text}");
         r.previous = Some((text, Instant::now()));
-        let auth = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
-        );
-        if auth {
-            r.authentication = Some(reason.to_owned());
-        }
         // "All brokers are down" follows every specific failure and says less.
-        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
-            r.last = Some(reason.to_owned());
+        let code = error.rdkafka_error_code();
+        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
+            r.keep(code, reason);
         }
         true
     }
 
-    /// The error for brokers that did not answer in `timeout`: an authentication
-    /// failure if one was reported, else unreachable because of `source`.
-    pub fn unreachable(&self, brokers: &str, timeout: Duration, source: Unreachable) -> Error {
-        let r = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match (&r.authentication, &r.last) {
-            (Some(reason), _) => Error::Authentication {
-                brokers: brokers.to_owned(),
-                reason: reason.clone(),
-            },
-            (None, last) => Error::Unreachable {
-                brokers: brokers.to_owned(),
-                timeout,
-                source: last.clone().map_or(source, Unreachable::Reported),
-            },
+    /// Logs a librdkafka log line as rust-rdkafka's default context does, and keeps a
+    /// connection failure (facility `FAIL`): librdkafka reports some failures only
+    /// this way, such as a connection closed during its first request.
+    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let level = match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => log::Level::Error,
+            RDKafkaLogLevel::Warning => log::Level::Warn,
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => log::Level::Info,
+            RDKafkaLogLevel::Debug => log::Level::Debug,
+        };
+        log::log!(target: "librdkafka", level, "librdkafka: {fac} {message}");
+        if fac == "FAIL" {
+            // "[thrd:host:port/id]: host:port/id: Disconnected ...": the thread says
+            // nothing the rest does not.
+            let reason = match message.split_once("]: ") {
+                Some((thread, rest)) if thread.starts_with("[thrd:") => rest,
+                _ => message,
+            };
+            let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            r.keep(None, reason);
         }
+    }
+
+    /// The error for brokers that did not answer in `timeout`, to a client with
+    /// `security`: what the reports say is wrong (`diagnose`), else unreachable because
+    /// of the latest report, or of `source` if there is none.
+    pub fn connect_error(
+        &self,
+        brokers: &str,
+        timeout: Duration,
+        security: &Security,
+        source: Unreachable,
+    ) -> Error {
+        let r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let diagnosed = r
+            .reports
+            .iter()
+            .rev()
+            .enumerate()
+            .find_map(|(i, (code, reason))| {
+                diagnose(*code, reason, security, brokers)
+                    .filter(|d| d.definitive || i == 0)
+                    .map(|d| (d, reason))
+            });
+        if let Some((d, reason)) = diagnosed {
+            return Error::Refused {
+                problem: d.problem,
+                fix: d.fix,
+                reason: reason.clone(),
+            };
+        }
+        Error::Unreachable {
+            brokers: brokers.to_owned(),
+            timeout,
+            source: r
+                .reports
+                .back()
+                .map_or(source, |(_, reason)| Unreachable::Reported(reason.clone())),
+        }
+    }
+}
+
+impl Reported {
+    fn keep(&mut self, code: Option<RDKafkaErrorCode>, reason: &str) {
+        if self.reports.len() == REPORTS_KEPT {
+            self.reports.pop_front();
+        }
+        self.reports.push_back((code, reason.to_owned()));
     }
 }
 
@@ -348,7 +410,9 @@ fn ensure_topic(
     topic: &str,
 ) -> Result<i32, Error> {
     let errors = &producer.context().errors;
-    let unreachable = |source| errors.unreachable(brokers, k.connect_timeout.0, source);
+    let security = Security::of(config);
+    let unreachable =
+        |source| errors.connect_error(brokers, k.connect_timeout.0, &security, source);
     // One request with the whole timeout: a retry loop of shorter ones would never
     // succeed against a cluster whose round trip is longer than the slice.
     let md = producer

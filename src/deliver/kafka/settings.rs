@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rdkafka::config::RDKafkaLogLevel;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -338,7 +339,7 @@ impl KafkaSettings {
     /// The producer's client config for `bootstrap`: our defaults, then every
     /// configured property on top.
     pub fn client_config(&self, bootstrap: &str) -> Result<rdkafka::ClientConfig, ConfigError> {
-        let mut cfg = rdkafka::ClientConfig::new();
+        let mut cfg = new_config();
         cfg.set("bootstrap.servers", bootstrap);
         for (key, value) in PRODUCER_DEFAULTS {
             cfg.set(*key, *value);
@@ -353,7 +354,7 @@ impl KafkaSettings {
     /// security settings and every `librdkafka` property, without the producer tuning.
     /// librdkafka itself warns about a producer-only property it then ignores.
     pub fn consumer_config(&self, bootstrap: &str) -> Result<rdkafka::ClientConfig, ConfigError> {
-        let mut cfg = rdkafka::ClientConfig::new();
+        let mut cfg = new_config();
         cfg.set("bootstrap.servers", bootstrap)
             .set("client.id", &self.producer.client_id)
             // librdkafka assigns partitions only within a group; verify commits nothing
@@ -568,6 +569,19 @@ impl SecuritySettings {
         }
         Ok(props)
     }
+}
+
+/// An empty client config whose client logs at least at info level. rust-rdkafka sets
+/// librdkafka's log level from `log`'s at creation (warn for `verify`), but librdkafka
+/// reports some connection failures only as info-level `FAIL` lines (a connection
+/// closed during its first request), which start-up needs to say what is wrong
+/// (`diagnose`). `log`'s filter still decides which lines are shown.
+fn new_config() -> rdkafka::ClientConfig {
+    let mut cfg = rdkafka::ClientConfig::new();
+    if (cfg.log_level as i32) < RDKafkaLogLevel::Info as i32 {
+        cfg.set_log_level(RDKafkaLogLevel::Info);
+    }
+    cfg
 }
 
 /// Checks a topic name against Kafka's rules.
