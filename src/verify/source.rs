@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::deliver::kafka::diagnose::Security;
+use crate::deliver::kafka::diagnose::{rejected, Security};
 use crate::deliver::kafka::settings::KafkaSettings;
 use crate::deliver::kafka::{ClientErrors, ERROR_EVENTS};
 use crate::error::{Error, Unreachable};
@@ -186,7 +186,7 @@ pub fn kafka(
     let security = Security::of(&config);
     let consumer: BaseConsumer<VerifyContext> = config
         .create_with_context(VerifyContext(errors.clone()))
-        .map_err(Error::Consumer)?;
+        .map_err(|e| rejected(e, "consumer", Error::Consumer))?;
     let check = Check {
         k,
         brokers,

@@ -6,13 +6,16 @@
 //! retries until the connect timeout, so start-up sees only a metadata request that
 //! timed out or a transport failure. `ClientErrors` keeps those reports; if the brokers
 //! never answer, [`diagnose`] turns one into an error that says what is wrong and names
-//! the `kafka.security` setting that fixes it.
+//! the `kafka.security` setting that fixes it. [`rejected`] does the same for a
+//! configuration librdkafka refuses when the client is created.
 //!
 //! The texts matched are librdkafka's (2.12) and OpenSSL's, which are not an API: a
 //! report that matches nothing gives no diagnosis, and the error stays "could not reach
 //! Kafka brokers", with librdkafka's own words.
 
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::error::{ConfigError, Error};
 
 /// The client's security as librdkafka got it: the settings with `-X` on top.
 #[derive(Debug, Clone, Default)]
@@ -223,6 +226,31 @@ fn closed(reason: &str, s: &Security, brokers: &str) -> Option<Diagnosis> {
         );
     }
     None
+}
+
+/// The error for a client librdkafka would not create with `config`: a configuration
+/// it rejects (an unsupported SASL mechanism, a CA or key file it cannot load) is bad
+/// input, named by the setting it concerns; `client` is "producer" or "consumer".
+pub fn rejected(e: KafkaError, client: &str, wrap: fn(KafkaError) -> Error) -> Error {
+    let KafkaError::ClientCreation(message) = &e else {
+        return wrap(e);
+    };
+    // librdkafka names the property first ("ssl.ca.location failed: ...") or the
+    // mechanism ("Unsupported SASL mechanism: X").
+    let key = [
+        ("SASL mechanism", "kafka.security.sasl_mechanism"),
+        ("ssl.ca.", "kafka.security.ca_location"),
+        ("ssl.certificate.", "kafka.security.certificate_location"),
+        ("ssl.key.", "kafka.security.key_location"),
+    ]
+    .iter()
+    .find(|(text, _)| message.contains(text))
+    .map_or("kafka.librdkafka", |(_, key)| key);
+    ConfigError::new(
+        key,
+        format!("librdkafka rejected the {client} configuration: {message}"),
+    )
+    .into()
 }
 
 #[cfg(test)]

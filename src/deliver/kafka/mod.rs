@@ -29,7 +29,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
 use crate::deliver::batch::Batch;
-use crate::deliver::kafka::diagnose::{diagnose, Security};
+use crate::deliver::kafka::diagnose::{diagnose, rejected, Security};
 use crate::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
 use crate::deliver::kafka::reports::{opaque, InFlight, MainQueue};
 use crate::deliver::kafka::settings::KafkaSettings;
@@ -295,7 +295,7 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
         .map(|i| {
             shared
                 .create_with_context(DeliveryContext::of_producer(Arc::clone(&stats), i))
-                .map_err(Error::Producer)
+                .map_err(|e| rejected(e, "producer", Error::Producer))
         })
         .collect::<Result<Vec<BaseProducer<DeliveryContext>>, Error>>()?;
 

@@ -505,6 +505,23 @@ impl ProducerSettings {
     }
 }
 
+/// The SASL mechanisms iotblast's librdkafka is built with (no GSSAPI: it has no
+/// Kerberos library). OAUTHBEARER takes its settings from `sasl.oauthbearer.*` in
+/// `kafka.librdkafka`.
+const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+
+/// Why `m` is not a mechanism: librdkafka would refuse it only when the client is
+/// created, as a bare "Unsupported SASL mechanism".
+fn unknown_mechanism(m: &str) -> String {
+    let upper = m.to_ascii_uppercase();
+    if SASL_MECHANISMS.contains(&upper.as_str()) {
+        return format!("'{m}' must be written in upper case: {upper}");
+    }
+    format!(
+        "'{m}' is not a SASL mechanism iotblast supports; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (or OAUTHBEARER, with sasl.oauthbearer.* in kafka.librdkafka)"
+    )
+}
+
 impl SecuritySettings {
     fn validate(&self) -> Result<(), ConfigError> {
         match (&self.sasl_mechanism, self.protocol.is_sasl()) {
@@ -522,6 +539,12 @@ impl SecuritySettings {
                     self.protocol.as_str()
                 ),
             )),
+            (Some(m), true) if !SASL_MECHANISMS.contains(&m.as_str()) => {
+                Err(ConfigError::new(
+                    "kafka.security.sasl_mechanism",
+                    unknown_mechanism(m),
+                ))
+            }
             _ if self.password.is_some() && self.password_file.is_some() => Err(ConfigError::new(
                 "kafka.security.password_file",
                 "conflicts with kafka.security.password; set only one",
