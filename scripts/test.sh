@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (if missing: build packages, promtool, Tansu) and runs every test:
-# unit, integration (including end to end against Tansu), and each benchmark once in
-# test mode so they cannot rot.
+# Installs what the tests need (if missing: build packages, promtool, Apache Kafka's jars) and
+# runs every test: unit, integration (including end to end against Apache Kafka), and each
+# benchmark once in test mode so they cannot rot.
 # This is the README's test command; .ci/run calls it after fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,19 +31,8 @@ fi
 # 17 and Maven); the tests start their clusters with scripts/kafka.sh (docs/testing.md).
 scripts/kafka.sh install >/dev/null
 
-# Tansu, a Kafka-protocol broker written in Rust, is the real broker of the end-to-end
-# tests. Built once (~20-30 minutes) with the libsql feature, which gives sqlite://
-# storage that survives a broker restart; the binary is cached outside the tree, with
-# a stamp naming the version and features it was built with.
+# Python tools, cached outside the tree.
 TOOLS="${TOOLS_CACHE:-$HOME/.cache/iotblast-tools}"
-TANSU="$TOOLS/bin/tansu"
-TANSU_BUILD="tansu 0.6.0 --no-default-features --features dynostore,libsql"
-if [ ! -x "$TANSU" ] || [ "$(cat "$TOOLS/tansu.stamp" 2>/dev/null)" != "$TANSU_BUILD" ]; then
-  echo "test.sh: installing $TANSU_BUILD into $TOOLS (one-off, ~20-30 minutes)" >&2
-  cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore,libsql --root "$TOOLS"
-  echo "$TANSU_BUILD" > "$TOOLS/tansu.stamp"
-fi
-export TANSU_BIN="$TANSU"
 
 # No Docker engine runs here, so the Dockerfile is checked statically with hadolint.
 VENV="$TOOLS/venv"

@@ -32,5 +32,4 @@ mod shutdown;
 mod statistics;
 mod stdout_sink;
 mod structure;
-mod tansu;
 mod verify;
