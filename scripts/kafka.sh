@@ -219,6 +219,7 @@ BOOTSTRAP_SASL=$(bootstrap 1)
 BOOTSTRAP_SASL_SSL=$(bootstrap 2)
 BOOTSTRAP_SSL=$(bootstrap 3)
 BOOTSTRAP_MTLS=$(bootstrap 4)
+CONTROLLERS=$(bootstrap 6)
 CA_FILE=$DIR/tls/ca.pem
 CLIENT_CERT=$DIR/tls/client.pem
 CLIENT_KEY=$DIR/tls/client.key

@@ -640,6 +640,62 @@ fn every_other_listener_mismatch_names_the_security_protocol() {
 }
 
 #[test]
+fn a_listener_that_refuses_the_metadata_request_is_named_not_called_unreachable() {
+    // A KRaft controller's listener answers ApiVersion but supports no Metadata
+    // version: librdkafka gives up with UnsupportedFeature, which must not read as an
+    // unreachable cluster.
+    let c = cluster();
+    let outcomes = run_and_verify_fail("sec-controller", c.get("CONTROLLERS"), &[], &vec![]);
+    assert_specific(
+        &outcomes,
+        1,
+        &[
+            "do not support the Metadata request",
+            "point kafka.brokers (-b) at the brokers' client listeners",
+        ],
+    );
+}
+
+#[test]
+fn old_request_versions_forced_by_api_version_request_false_are_bad_input() {
+    // Kafka 4 closes the connection on the produce versions librdkafka guesses without
+    // ApiVersion: refused before anything is sent, naming the property, exit 2.
+    let c = cluster();
+    let topic = unique("sec-old-versions");
+    let flags = strings(&[
+        "-X",
+        "api.version.request=false",
+        "-X",
+        "broker.version.fallback=0.9.0",
+    ]);
+    let slow = "60s";
+    let outcomes = [
+        failing(
+            "run",
+            &produce_args(c.bootstrap(), &topic, slow, &flags),
+            &vec![],
+        ),
+        failing(
+            "verify",
+            &verify_args(c.bootstrap(), &topic, N, slow, &flags),
+            &vec![],
+        ),
+    ];
+    for f in &outcomes {
+        assert!(
+            f.code == Some(2)
+                // The setting: -X for the run's flag, kafka.librdkafka for verify's.
+                && ["-X", "kafka.librdkafka"].iter().any(|key| f
+                    .error
+                    .contains(&format!("{key}: api.version.request=false: librdkafka would guess")))
+                && f.took < Duration::from_secs(10),
+            "{}: want exit 2 at once naming api.version.request; all: {outcomes:#?}",
+            f.what
+        );
+    }
+}
+
+#[test]
 fn a_sasl_mechanism_the_brokers_do_not_enable_is_named_with_those_they_offer() {
     // OAUTHBEARER is built into librdkafka but not enabled on the cluster's listeners;
     // librdkafka's unsecured JWT stands in for an identity provider.

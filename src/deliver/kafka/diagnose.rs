@@ -136,6 +136,19 @@ pub fn diagnose(
     closed(reason, s, brokers)
 }
 
+/// A start-up request the brokers do not support at any version both sides know:
+/// librdkafka's `UnsupportedFeature`. A KRaft controller's listener answers this to a
+/// client's Metadata request, so a wrong port in `kafka.brokers` is the usual cause.
+pub fn unsupported(source: &KafkaError, brokers: &str) -> Option<Diagnosis> {
+    (source.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature)).then(|| Diagnosis {
+        problem: format!(
+            "Kafka brokers {brokers} do not support the Metadata request every client starts with"
+        ),
+        fix: "a KRaft controller's listener answers so, not a broker's; point kafka.brokers (-b) at the brokers' client listeners".into(),
+        definitive: true,
+    })
+}
+
 /// A SASL handshake or authentication the brokers refused.
 fn sasl(
     code: Option<RDKafkaErrorCode>,

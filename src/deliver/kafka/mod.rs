@@ -185,6 +185,15 @@ impl ClientErrors {
         security: &Security,
         source: Unreachable,
     ) -> Error {
+        if let Unreachable::Metadata(e) = &source {
+            if let Some(d) = diagnose::unsupported(e, brokers) {
+                return Error::Refused {
+                    problem: d.problem,
+                    fix: d.fix,
+                    reason: e.to_string(),
+                };
+            }
+        }
         let r = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let diagnosed = r
             .reports

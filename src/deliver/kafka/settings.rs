@@ -330,6 +330,7 @@ impl KafkaSettings {
             ));
         }
         self.validate_mock()?;
+        self.validate_api_versions()?;
         self.security.validate()?;
         // Assembling the properties reads `security.password_file`: a missing file is a
         // configuration error now, not a failure once the run has started.
@@ -446,6 +447,23 @@ impl KafkaSettings {
             Dur::ms(0),
             Dur::days(24),
         )
+    }
+
+    /// librdkafka asks the brokers which request versions they take.
+    fn validate_api_versions(&self) -> Result<(), ConfigError> {
+        // Without ApiVersion, librdkafka speaks the request versions of
+        // broker.version.fallback (0.10.0 by default), which brokers from Kafka 4.0 on no
+        // longer take (KIP-896): they close the connection on the first produce request,
+        // and every reading of the run would end in doubt.
+        if let Some(v) = self.librdkafka.get("api.version.request") {
+            if matches!(v.to_ascii_lowercase().as_str(), "false" | "f" | "0") {
+                return Err(ConfigError::new(
+                    "kafka.librdkafka",
+                    format!("api.version.request={v}: librdkafka would guess the brokers' request versions from broker.version.fallback instead of asking, and brokers from Kafka 4.0 on close the connection on the old versions it guesses, so nothing would be delivered; drop it (every broker since Kafka 0.10 answers the request)"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The mock cluster's settings are in range, apply (no brokers given), and are not
