@@ -42,6 +42,13 @@ pub struct Deliveries {
     /// Errors librdkafka reported through its error callback (connection losses,
     /// authentication failures, all brokers down), each also logged.
     pub client_errors: u64,
+    /// Time the brokers told the client to hold back (the `throttle_time_ms` of their
+    /// responses: a quota such as `producer_byte_rate`), summed over every response
+    /// of every connection, ms. Connections are throttled side by side, so the sum
+    /// can exceed the run's wall time.
+    pub throttle_ms: u64,
+    /// The longest single throttle a broker asked for, ms.
+    pub throttle_max_ms: u64,
 }
 
 impl Default for Deliveries {
@@ -61,6 +68,8 @@ impl Default for Deliveries {
             errors: BTreeMap::new(),
             retries: 0,
             client_errors: 0,
+            throttle_ms: 0,
+            throttle_max_ms: 0,
         }
     }
 }
@@ -130,6 +139,12 @@ impl Deliveries {
         self.alerts_delivered + self.alerts_failed + self.alerts_in_doubt
     }
 
+    /// Adds the throttling in one statistics report of one producer.
+    pub fn throttled(&mut self, t: Throttle) {
+        self.throttle_ms += t.total_ms;
+        self.throttle_max_ms = self.throttle_max_ms.max(t.max_ms);
+    }
+
     fn reason(&mut self, n: u64, reason: &str) {
         match self.errors.get_mut(reason) {
             Some(c) => *c += n,
@@ -137,6 +152,28 @@ impl Deliveries {
                 self.errors.insert(reason.to_owned(), n);
             }
         }
+    }
+}
+
+/// The throttling in one librdkafka statistics report, over all its brokers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttle {
+    pub total_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Throttle {
+    /// From a report's per-broker `throttle` windows. librdkafka rolls each window
+    /// over when it emits a report, so a window holds only the responses since the
+    /// last report: summing reports counts every response once.
+    pub fn of(s: &rdkafka::Statistics) -> Self {
+        s.brokers
+            .values()
+            .filter_map(|b| b.throttle.as_ref().filter(|w| w.cnt > 0))
+            .fold(Self::default(), |t, w| Self {
+                total_ms: t.total_ms + w.sum.max(0) as u64,
+                max_ms: t.max_ms.max(w.max.max(0) as u64),
+            })
     }
 }
 

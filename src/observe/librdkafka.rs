@@ -1,5 +1,6 @@
 //! librdkafka's statistics as Prometheus metrics: per broker (connection state, RTT,
-//! request queues, bytes, errors), the producer queue, and batch sizes per topic.
+//! throttling, request queues, bytes, errors), the producer queue, and batch sizes per
+//! topic.
 //!
 //! The statistics arrive already parsed (rdkafka's `Statistics`) every
 //! `statistics.interval.ms` (1 s by default); a scrape renders the latest report. RTT
@@ -95,6 +96,14 @@ fn broker(out: &mut Families, b: &Broker) {
             "99th percentile round-trip time of requests to this broker over the last statistics interval.",
             &l,
             rtt.p99 as f64 / 1e6,
+        );
+    }
+    if let Some(t) = b.throttle.as_ref().filter(|w| w.cnt > 0) {
+        out.gauge(
+            "iotblast_librdkafka_broker_throttle_max_seconds",
+            "Longest throttle this broker asked for (a quota) over the last statistics interval.",
+            &l,
+            t.max as f64 / 1e3,
         );
     }
     out.gauge(
@@ -262,6 +271,8 @@ mod tests {
               "rxidle":0,"req":{},"zbuf_grow":0,"buf_grow":0,
               "rtt":{"min":1,"max":9000,"avg":2000,"sum":1,"cnt":10,"stddev":0,"hdrsize":0,
                 "p50":1500,"p75":0,"p90":0,"p95":0,"p99":8000,"p99_99":0,"outofrange":0},
+              "throttle":{"min":100,"max":250,"avg":175,"sum":350,"cnt":2,"stddev":0,"hdrsize":0,
+                "p50":0,"p75":0,"p90":0,"p95":0,"p99":0,"p99_99":0,"outofrange":0},
               "toppars":{}},
             "b2":{"name":"127.0.0.1:9093/2","nodeid":2,"nodename":"127.0.0.1:9093","source":"learned",
               "state":"DOWN","stateage":1,"outbuf_cnt":0,"outbuf_msg_cnt":0,"waitresp_cnt":0,
@@ -283,6 +294,7 @@ mod tests {
               "p50":0,"p75":0,"p90":0,"p95":0,"p99":0,"p99_99":0,"outofrange":0},
             "partitions":{}}}}"#;
         let s: Statistics = serde_json::from_str(json).unwrap();
+        let s2 = s.clone();
         let text = render(&[(0, Arc::new(s))]);
         let b1 = "producer=\"0\",broker=\"127.0.0.1:9092/1\"";
         for line in [
@@ -291,6 +303,7 @@ mod tests {
             "iotblast_librdkafka_broker_up{producer=\"0\",broker=\"127.0.0.1:9093/2\"} 0".into(),
             format!("iotblast_librdkafka_broker_rtt_p50_seconds{{{b1}}} 0.0015"),
             format!("iotblast_librdkafka_broker_rtt_p99_seconds{{{b1}}} 0.008"),
+            format!("iotblast_librdkafka_broker_throttle_max_seconds{{{b1}}} 0.25"),
             format!("iotblast_librdkafka_broker_outbuf_requests{{{b1}}} 2"),
             format!("iotblast_librdkafka_broker_waitresp_requests{{{b1}}} 3"),
             format!("iotblast_librdkafka_broker_tx_bytes_total{{{b1}}} 1000"),
@@ -313,6 +326,18 @@ mod tests {
         assert!(
             !text.contains("rtt_p50_seconds{producer=\"0\",broker=\"127.0.0.1:9093/2\""),
             "{text}"
+        );
+        assert!(
+            !text.contains("throttle_max_seconds{producer=\"0\",broker=\"127.0.0.1:9093/2\""),
+            "{text}"
+        );
+        // The run's throttle total takes each report's windows once.
+        assert_eq!(
+            crate::deliver::stats::Throttle::of(&s2),
+            crate::deliver::stats::Throttle {
+                total_ms: 350,
+                max_ms: 250
+            }
         );
     }
 }

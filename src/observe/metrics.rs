@@ -78,6 +78,7 @@ struct Counters {
     alerts_dropped: IntCounter,
     retries: IntCounter,
     client_errors: IntCounter,
+    throttle_seconds: Counter,
     blocked_seconds: Counter,
     reloads: IntCounter,
     reload_failures: IntCounter,
@@ -177,6 +178,13 @@ impl Counters {
             client_errors: counter(
                 "librdkafka_errors_total",
                 "Errors librdkafka reported: lost connections, brokers down, failed authentication.",
+            ),
+            throttle_seconds: registered(
+                r,
+                Counter::new(
+                    "librdkafka_throttle_seconds_total",
+                    "Time brokers throttled produce requests (a quota such as producer_byte_rate), summed over responses and connections, from librdkafka's statistics (every second).",
+                ),
             ),
             blocked_seconds: registered(
                 r,
@@ -320,6 +328,9 @@ impl Metrics {
             advance(&c.bytes_delivered, d.bytes_delivered);
             advance(&c.retries, d.retries);
             advance(&c.client_errors, d.client_errors);
+            let throttle = d.throttle_ms as f64 / 1e3;
+            c.throttle_seconds
+                .inc_by((throttle - c.throttle_seconds.get()).max(0.0));
             [
                 latency_family(
                     &d.latency,
@@ -387,6 +398,10 @@ mod tests {
                 d.ok(500, Some((2000, 2000)));
             }
             d.failed(1, "timed out");
+            d.throttled(crate::deliver::stats::Throttle {
+                total_ms: 1500,
+                max_ms: 700,
+            });
         });
         let text = m.render();
         for line in [
@@ -396,6 +411,7 @@ mod tests {
             "iotblast_readings_in_doubt_total 0",
             "iotblast_alerts_sent_total 3",
             "iotblast_bytes_delivered_total 3500",
+            "iotblast_librdkafka_throttle_seconds_total 1.5",
             "iotblast_devices 1000",
             "iotblast_batches_sent_total 1",
             "iotblast_instance_index 1",

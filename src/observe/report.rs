@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Run, SinkKind};
+use crate::deliver::kafka::settings::KafkaSettings;
 use crate::deliver::stats::DeliveryStats;
 use crate::error::Error;
 use crate::generate::live::Live;
@@ -120,6 +121,19 @@ pub struct Summary {
     /// Errors librdkafka reported (lost connections, brokers down, failed
     /// authentication); each was logged as it happened.
     pub client_errors: u64,
+    /// Time the brokers throttled iotblast (the throttle time in their responses, as
+    /// a quota such as `producer_byte_rate` imposes), summed over every response of
+    /// every connection, s; connections are throttled side by side, so it can exceed
+    /// `elapsed_s`.
+    #[serde(default)]
+    pub throttle_s: f64,
+    /// The longest single throttle a broker asked for, ms.
+    #[serde(default)]
+    pub throttle_max_ms: u64,
+    /// What went wrong, in words: the cause of a figure above, what it did to the run,
+    /// what to change (see `notes`). Absent when there is nothing to explain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// `run.find_max_rate`'s steps and result; absent for other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<crate::engine::schedule::SearchReport>,
@@ -237,9 +251,16 @@ impl Summary {
                 alerts_dropped: g.dropped_alerts,
                 retries: d.retries,
                 client_errors: d.client_errors,
+                throttle_s: d.throttle_ms as f64 / 1e3,
+                throttle_max_ms: d.throttle_max_ms,
+                notes: Vec::new(),
                 search: None,
             }
         });
+        let summary = Summary {
+            notes: notes(&summary, &f.run.settings.kafka),
+            ..summary
+        };
         if !summary.is_balanced() {
             log::error!(
                 "accounting mismatch: {} sent but {} delivered + {} failed + {} in doubt; alerts: {} sent but {} delivered + {} failed + {} in doubt",
@@ -266,8 +287,12 @@ impl Summary {
             output::report(to_stderr, line);
         }
         if let (true, Some(target)) = (self.target_missed, self.target_rate) {
+            let throttled = match self.throttle_s > 0.0 {
+                true => "; the brokers throttled iotblast (see the note)",
+                false => "",
+            };
             output::err(format_args!(
-                "target rate missed: achieved {:.1} of {target:.1} msg/s",
+                "target rate missed: achieved {:.1} of {target:.1} msg/s{throttled}",
                 self.achieved_rate
             ));
         }
@@ -280,6 +305,9 @@ impl Summary {
             } else {
                 output::report(to_stderr, format_args!("  {n} failed: {reason}"));
             }
+        }
+        for note in &self.notes {
+            output::report(to_stderr, format_args!("  note: {note}"));
         }
         if !json {
             return Ok(());
@@ -376,6 +404,12 @@ pub fn summary_lines(s: &Summary) -> [String; 2] {
             s.retries, s.client_errors
         ));
     }
+    if s.throttle_s > 0.0 {
+        outcome.push_str(&format!(
+            " Throttled by the brokers for {:.1} s, at most {} ms at once.",
+            s.throttle_s, s.throttle_max_ms
+        ));
+    }
     if s.alerts_sent > 0 {
         outcome.push_str(&format!(
             " {} alerts sent, {} delivered, {} failed, {} in doubt.",
@@ -383,6 +417,59 @@ pub fn summary_lines(s: &Summary) -> [String; 2] {
         ));
     }
     [kpt, outcome]
+}
+
+/// Plain words for what went wrong, from the summary's figures and the settings that
+/// explain them. Each note names the cause, what it did to the run and what to change.
+///
+/// Why timeouts get a note of their own: librdkafka retries a broker's retriable
+/// errors (NOT_ENOUGH_REPLICAS among them) until `message.timeout.ms` and then reports
+/// only the timeout, so the failure reason alone cannot say what the cluster was doing.
+fn notes(s: &Summary, k: &KafkaSettings) -> Vec<String> {
+    let mut notes = Vec::new();
+    if s.throttle_s > 0.0 {
+        let mut note = format!(
+            "the brokers throttled produce requests for {:.1} s in all (at most {} ms at once): a broker quota on this client (producer_byte_rate or request_percentage, set with kafka-configs for its client.id or user) held the rate back, not iotblast",
+            s.throttle_s, s.throttle_max_ms
+        );
+        if s.target_missed {
+            note.push_str("; that is why the target rate was missed");
+        }
+        notes.push(note);
+    }
+    // Readings and alerts, failed and in doubt alike.
+    let count = |code: &str| -> u64 {
+        s.errors
+            .iter()
+            .filter(|(reason, _)| reason.contains(code))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let timed_out = count("MessageTimedOut");
+    if timed_out > 0 {
+        notes.push(format!(
+            "{timed_out} messages got no acknowledgement within message.timeout.ms ({}): with acks=all a partition's leader acknowledges a write only once min.insync.replicas in-sync replicas hold it, so a leader that is down or frozen, or cut off from its followers, stalls it (brokers whose in-sync replicas fell below min.insync.replicas answer NOT_ENOUGH_REPLICAS, which librdkafka retries until this timeout); what was in flight when it timed out is in doubt and may be in the topic; a longer message.timeout.ms rides out a longer outage",
+            humantime::format_duration(k.message_timeout())
+        ));
+        if k.idempotent() {
+            notes.push(
+                "with enable.idempotence, librdkafka bumps the producer epoch after a timeout and sends the readings it is still retrying under new sequence numbers, so a broker cannot recognise a second copy of one whose first attempt it wrote: this run may have written readings twice (librdkafka issue #4953); iotblast verify counts duplicates".into(),
+            );
+        }
+    }
+    let not_enough = count("NotEnoughReplicas");
+    if not_enough > 0 {
+        notes.push(format!(
+            "{not_enough} messages failed with NOT_ENOUGH_REPLICAS: the partition's in-sync replicas fell below the topic's min.insync.replicas, so with acks=all its leader refused them; writes succeed again once enough replicas rejoin the ISR"
+        ));
+    }
+    let denied = count("TopicAuthorizationFailed");
+    if denied > 0 {
+        notes.push(format!(
+            "{denied} messages failed with TOPIC_AUTHORIZATION_FAILED: the brokers do not let this principal write the topic; grant it WRITE (and DESCRIBE) on the topic"
+        ));
+    }
+    notes
 }
 
 /// Throughput in messages and MB per second.
@@ -437,8 +524,47 @@ mod tests {
             alerts_dropped: 0,
             retries: 0,
             client_errors: 0,
+            throttle_s: 0.0,
+            throttle_max_ms: 0,
+            notes: Vec::new(),
             search: None,
         }
+    }
+
+    #[test]
+    fn notes_say_what_throttling_and_timeouts_mean() {
+        let mut s = sample_summary();
+        let mut k = KafkaSettings::default();
+        assert!(notes(&s, &k).is_empty(), "nothing to explain");
+        (s.throttle_s, s.throttle_max_ms, s.target_missed) = (2.5, 800, true);
+        s.errors.insert(
+            "in doubt: Message production error: MessageTimedOut (Local: Message timed out)".into(),
+            3,
+        );
+        s.errors.insert(
+            "alerts: Message production error: MessageTimedOut (Local: Message timed out)".into(),
+            1,
+        );
+        // -X wins over kafka.producer, and delivery.timeout.ms is message.timeout.ms.
+        k.librdkafka
+            .insert("enable.idempotence".into(), "true".into());
+        k.librdkafka
+            .insert("delivery.timeout.ms".into(), "4000".into());
+        let n = notes(&s, &k);
+        assert_eq!(n.len(), 3, "{n:?}");
+        assert!(
+            n[0].contains("2.5 s in all (at most 800 ms at once)")
+                && n[0].contains("not iotblast")
+                && n[0].contains("that is why the target rate was missed"),
+            "{n:?}"
+        );
+        assert!(
+            n[1].starts_with("4 messages got no acknowledgement within message.timeout.ms (4s)"),
+            "{n:?}"
+        );
+        assert!(n[2].contains("librdkafka issue #4953"), "{n:?}");
+        k.librdkafka.clear();
+        assert_eq!(notes(&s, &k).len(), 2, "no idempotence, no duplicates note");
     }
 
     #[test]

@@ -236,16 +236,7 @@ fn merged_summary(
         mb_per_sec: per(bytes - w.bytes_delivered) / (1024.0 * 1024.0),
         latency_ms: Latency::from_us(latency),
         ack_latency_ms: Latency::from_us(ack_latency),
-        // A run's `devices` is its whole fleet; the merge covers each instance's slice.
-        devices: reports
-            .iter()
-            .map(|(_, r)| {
-                let slices = split(r.summary.devices, r.instance_count.max(1) as usize);
-                slices
-                    .get(r.instance_index as usize)
-                    .map_or(0, |s| s.end - s.start)
-            })
-            .sum(),
+        devices: merged_devices(reports),
         cores: all.iter().map(|s| s.cores).sum(),
         seed: first.summary.seed,
         sink: first.summary.sink.clone(),
@@ -268,12 +259,30 @@ fn merged_summary(
         alerts_dropped: sum(|s| s.alerts_dropped),
         retries: sum(|s| s.retries),
         client_errors: sum(|s| s.client_errors),
+        throttle_s: sum_f(|s| s.throttle_s),
+        throttle_max_ms: all.iter().map(|s| s.throttle_max_ms).max().unwrap_or(0),
+        // Each instance's notes explain its own figures, not the fleet's sums.
+        notes: Vec::new(),
         // Each instance searched its own share; their searches do not merge.
         search: None,
     }
 }
 
 /// Failure reasons with their counts summed.
+/// The devices the instances simulated: a run's `devices` is its whole fleet, and each
+/// instance had its slice of it.
+fn merged_devices(reports: &[(PathBuf, RunReport)]) -> u64 {
+    reports
+        .iter()
+        .map(|(_, r)| {
+            let slices = split(r.summary.devices, r.instance_count.max(1) as usize);
+            slices
+                .get(r.instance_index as usize)
+                .map_or(0, |s| s.end - s.start)
+        })
+        .sum()
+}
+
 fn merged_errors(all: &[&Summary]) -> BTreeMap<String, u64> {
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for s in all {

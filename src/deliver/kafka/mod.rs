@@ -33,7 +33,7 @@ use crate::deliver::kafka::diagnose::{diagnose, rejected, Security};
 use crate::deliver::kafka::produce_batch::{partitioner_by_name, BatchProducer, Enqueued};
 use crate::deliver::kafka::reports::{opaque, InFlight, MainQueue};
 use crate::deliver::kafka::settings::KafkaSettings;
-use crate::deliver::stats::DeliveryStats;
+use crate::deliver::stats::{DeliveryStats, Throttle};
 use crate::deliver::Sink;
 use crate::error::{Error, TopicCreate, Unreachable};
 use crate::shutdown::Shutdown;
@@ -90,8 +90,12 @@ impl ClientContext for DeliveryContext {
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let throttle = Throttle::of(&statistics);
         let retries = self.stats.set_client_statistics(self.index, statistics);
-        self.stats.with(|d| d.retries = d.retries.max(retries));
+        self.stats.with(|d| {
+            d.retries = d.retries.max(retries);
+            d.throttled(throttle);
+        });
     }
 }
 

@@ -284,6 +284,27 @@ impl KafkaSettings {
         std::iter::once(self.topics.device_data.as_str()).chain(self.alerts_topic())
     }
 
+    /// Whether the producer is idempotent: `kafka.producer.idempotence`, unless
+    /// `kafka.librdkafka` (`-X`) sets `enable.idempotence`, which is applied after it.
+    pub fn idempotent(&self) -> bool {
+        match self.librdkafka.get("enable.idempotence") {
+            Some(v) => v.trim() == "true",
+            None => self.producer.idempotence,
+        }
+    }
+
+    /// How long a message may wait for its acknowledgement: `kafka.producer.timeout`,
+    /// unless `kafka.librdkafka` sets `message.timeout.ms` or its alias
+    /// `delivery.timeout.ms` (both applied after it, `message.` last). An unreadable
+    /// value is left to librdkafka, which rejects it at start-up.
+    pub fn message_timeout(&self) -> Duration {
+        ["message.timeout.ms", "delivery.timeout.ms"]
+            .iter()
+            .find_map(|k| self.librdkafka.get(*k))
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(self.producer.timeout.0, Duration::from_millis)
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         topic_name("kafka.topics.device_data", &self.topics.device_data)?;
         if let Some(alerts) = self.alerts_topic() {
