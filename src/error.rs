@@ -93,6 +93,18 @@ pub enum Error {
     #[error("topic '{topic}' does not exist on {brokers} and --no-create-topic was given")]
     TopicMissing { topic: String, brokers: String },
 
+    /// The brokers refused this principal the topic (TOPIC_AUTHORIZATION_FAILED).
+    #[error("not authorized to write topic '{topic}' on {brokers}: {detail}")]
+    WriteDenied {
+        topic: String,
+        brokers: String,
+        detail: String,
+    },
+
+    /// The topic is missing and the brokers refused to create it.
+    #[error("not authorized to create topic '{topic}' on {brokers}: it does not exist, and the brokers refused to create it (TOPIC_AUTHORIZATION_FAILED); create it beforehand, or grant this principal CREATE on the topic or the cluster")]
+    CreateDenied { topic: String, brokers: String },
+
     #[error("could not create topic '{topic}'")]
     TopicCreate {
         topic: String,

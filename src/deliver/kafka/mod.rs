@@ -1,7 +1,8 @@
 //! Produces batches to Kafka with one rdkafka `BaseProducer`, owned by the delivery thread.
 //! `settings` declares the `kafka:` section of the configuration; `mock` starts the
 //! embedded mock cluster when no brokers are given; `diagnose` says which setting to
-//! change when the brokers refuse the client.
+//! change when the brokers refuse the client; `authorized` asks whether this
+//! principal may write the topic before anything is produced.
 //!
 //! Batches are enqueued by `produce_batch` (one librdkafka call per partition group)
 //! without copying payloads: librdkafka points into the batch, which `reports` keeps
@@ -12,6 +13,7 @@
 //! still queued after the flush timeout is purged and its delivery reports count it as
 //! failed.
 
+pub mod authorized;
 pub mod diagnose;
 pub mod mock;
 pub mod produce_batch;
@@ -414,7 +416,9 @@ fn queue_bytes(config: &rdkafka::ClientConfig) -> usize {
 }
 
 /// Fetches metadata within `connect_timeout` (so an unreachable cluster fails fast and
-/// clearly), creates `topic` if it is missing and returns its partition count.
+/// clearly), creates `topic` if it is missing and returns its partition count. An
+/// existing topic is used as it is: a partition count or replication factor other than
+/// the settings' is warned about, never changed.
 fn ensure_topic(
     producer: &BaseProducer<DeliveryContext>,
     config: &rdkafka::ClientConfig,
@@ -442,21 +446,16 @@ fn ensure_topic(
         producer.poll(ERROR_EVENTS);
         return Err(unreachable(Unreachable::NoBrokers));
     }
-    let existing = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    let listed = md.topics().iter().find(|t| t.name() == topic);
+    if listed.is_some_and(|t| t.error().map(RDKafkaErrorCode::from).is_some_and(denied)) {
+        return Err(write_denied(topic, brokers, "describe it"));
+    }
+    let existing = listed.filter(|t| t.error().is_none() && !t.partitions().is_empty());
     if let Some(t) = existing {
-        let n = t.partitions().len() as i32;
-        if n != k.partitions {
-            // Warned, not refused: kafka.partitions only sizes a topic iotblast creates,
-            // and a run against an existing topic is a normal way to benchmark it.
-            log::warn!(
-                "topic '{topic}' already exists with {n} partitions, not kafka.partitions = {}; iotblast does not change an existing topic, so readings go to its {n} partitions",
-                k.partitions
-            );
-        }
-        return Ok(n);
+        warn_if_other_shape(t, k);
+        let ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+        may_write(producer, brokers, k, topic, &ids)?;
+        return Ok(t.partitions().len() as i32);
     }
     if !k.create_topic {
         return Err(Error::TopicMissing {
@@ -464,8 +463,129 @@ fn ensure_topic(
             brokers: brokers.to_owned(),
         });
     }
-    create_topic(config, k, topic)?;
-    Ok(k.partitions)
+    let live = md.brokers().len();
+    if k.replication_factor > live as i32 {
+        // Found before creating, as a setting the cluster cannot honour, rather than as
+        // the broker's INVALID_REPLICATION_FACTOR.
+        return Err(crate::error::ConfigError::new(
+            "kafka.replication_factor (--replication-factor)",
+            format!(
+                "is {}, but the cluster at {brokers} has {live} brokers up, and a topic cannot have more replicas than brokers; lower it to {live} or less, or -1 for the brokers' default",
+                k.replication_factor
+            ),
+        )
+        .into());
+    }
+    match create_topic(config, k, topic) {
+        Err(Error::TopicCreate {
+            source: TopicCreate::Broker(code),
+            ..
+        }) if denied(code) => Err(creation_denied(producer, brokers, k, topic)),
+        other => other.map(|()| k.partitions),
+    }
+}
+
+/// Warns when an existing topic has another partition count or replication factor than
+/// the settings ask for. Warned, not refused: they only shape a topic iotblast creates,
+/// and a run against an existing topic is a normal way to benchmark it.
+fn warn_if_other_shape(t: &rdkafka::metadata::MetadataTopic, k: &KafkaSettings) {
+    let topic = t.name();
+    let n = t.partitions().len();
+    if n != k.partitions as usize {
+        log::warn!(
+            "topic '{topic}' already exists with {n} partitions, not kafka.partitions = {}; iotblast does not change an existing topic, so readings go to its {n} partitions",
+            k.partitions
+        );
+    }
+    // The least replicated partition: what the topic's durability rests on.
+    let rf = t.partitions().iter().map(|p| p.replicas().len()).min();
+    if let Some(rf) =
+        rf.filter(|&rf| k.replication_factor != -1 && rf as i32 != k.replication_factor)
+    {
+        log::warn!(
+            "topic '{topic}' already exists with replication factor {rf}, not kafka.replication_factor = {}; iotblast does not change an existing topic, so readings are kept on {rf} replicas",
+            k.replication_factor
+        );
+    }
+}
+
+/// The longest wait for the brokers to say what this principal may do with a topic.
+const ASK_AUTHORIZED: Duration = Duration::from_secs(3);
+
+/// Fails when the brokers say that this principal may not write `topic`: without
+/// this, credentials that may only read it (a consumer's) would fail every message of
+/// the run, one by one.
+fn may_write(
+    producer: &BaseProducer<DeliveryContext>,
+    brokers: &str,
+    k: &KafkaSettings,
+    topic: &str,
+    ids: &[i32],
+) -> Result<(), Error> {
+    // A cluster answers in milliseconds; one that cannot should not hold up the start
+    // for the whole connect timeout.
+    let wait = k.connect_timeout.0.min(ASK_AUTHORIZED);
+    match authorized::on_topic(producer, topic, wait, ids) {
+        authorized::Operations::Listed(ops) if !authorized::allows_write(&ops) => {
+            Err(Error::WriteDenied {
+                topic: topic.to_owned(),
+                brokers: brokers.to_owned(),
+                detail: format!(
+                    "the brokers say this principal may {} it, but not WRITE; grant it WRITE on the topic",
+                    ops.join(", ")
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a topic error is the brokers refusing this principal the topic.
+fn denied(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed
+    )
+}
+
+/// The brokers refused to `what` topic `topic` (TOPIC_AUTHORIZATION_FAILED).
+fn write_denied(topic: &str, brokers: &str, what: &str) -> Error {
+    Error::WriteDenied {
+        topic: topic.to_owned(),
+        brokers: brokers.to_owned(),
+        detail: format!(
+            "the brokers refused to {what} (TOPIC_AUTHORIZATION_FAILED); Kafka does not tell a principal that may not describe a topic whether it exists: if it does, grant this principal WRITE and DESCRIBE on it; if it is missing, CREATE as well, or create it beforehand"
+        ),
+    }
+}
+
+/// Why creating a topic that the cluster's listing did not show was refused. Kafka
+/// leaves out of a listing the topics a principal may not describe, and refuses to
+/// create a topic, existing or not, without CREATE: so ask for this one topic by name,
+/// which says which of the two it is. No broker creates a topic on a metadata request
+/// from a principal it just refused CREATE.
+fn creation_denied(
+    producer: &BaseProducer<DeliveryContext>,
+    brokers: &str,
+    k: &KafkaSettings,
+    topic: &str,
+) -> Error {
+    let md = producer
+        .client()
+        .fetch_metadata(Some(topic), k.connect_timeout.0);
+    let error = md.as_ref().ok().and_then(|md| {
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .and_then(|t| t.error())
+    });
+    match error.map(RDKafkaErrorCode::from) {
+        Some(code) if denied(code) => write_denied(topic, brokers, "describe it and to create it"),
+        _ => Error::CreateDenied {
+            topic: topic.to_owned(),
+            brokers: brokers.to_owned(),
+        },
+    }
 }
 
 /// Creates topic `name` with an admin client on the producer's own `config`.
