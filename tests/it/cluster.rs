@@ -4,7 +4,8 @@
 //! - [`Cluster::shared`]: one node, shared by every test that needs a broker. Tests keep
 //!   out of each other's way by producing to topics of their own ([`unique`]).
 //! - [`Cluster::three`]: three nodes for the fault matrix. A test holds its guard for the
-//!   whole run, since it kills, pauses and restarts nodes, and leaves every node up.
+//!   whole run, since it kills, pauses and restarts nodes; the guard hands each test a
+//!   healthy cluster (every node up, every partition fully replicated).
 //!
 //! `IOTBLAST_KAFKA_DIR=DIR` (one node) and `IOTBLAST_KAFKA3_DIR=DIR` (three nodes) point
 //! the tests at clusters you keep running (`scripts/kafka.sh start --dir DIR`), so that
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -166,8 +167,10 @@ impl Cluster {
             .filter(|p| Path::new(&format!("/proc/{p}")).exists())
     }
 
-    /// Resumes paused nodes and starts stopped ones, so a test begins with all of them.
+    /// Resumes paused nodes, starts stopped ones and waits until the cluster is healthy
+    /// ([`Cluster::await_healthy`]), so a test begins where no earlier fault reaches.
     pub fn all_up(&self) {
+        let mut stopped = Vec::new();
         for i in 0..self.brokers() {
             match self.pid(i) {
                 Some(pid) => {
@@ -175,9 +178,117 @@ impl Cluster {
                         .args(["-CONT", &pid.to_string()])
                         .status();
                 }
-                None => self.start_broker(i),
+                None => stopped.push(i),
             }
         }
+        // Together: with a majority of the KRaft voters down, no node finishes starting
+        // until enough others are up to elect a controller.
+        self.start_brokers(&stopped);
+        self.await_healthy(HEALTHY_WITHIN);
+    }
+
+    /// Starts the stopped nodes `nodes` side by side; returns once each answers metadata.
+    pub fn start_brokers(&self, nodes: &[u32]) {
+        std::thread::scope(|s| {
+            for &i in nodes {
+                s.spawn(move || self.start_broker(i));
+            }
+        });
+    }
+
+    /// SIGTERMs node `i`, a controlled shutdown (it hands its partitions' leadership to
+    /// the others first), and waits for it to exit: SIGKILL after 60 s.
+    pub fn stop_broker(&self, i: u32) {
+        let pid = self
+            .pid(i)
+            .unwrap_or_else(|| panic!("node {i} is not running"));
+        crate::common::signal(pid, "TERM");
+        let t = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            if t.elapsed() > Duration::from_secs(60) {
+                crate::common::signal(pid, "KILL");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits up to `within` until no partition of any topic is under-replicated (its
+    /// ISR short of its replicas, which includes a partition without a leader), as
+    /// `kafka-topics` reports them: every node that holds a replica is up and caught up.
+    pub fn await_healthy(&self, within: Duration) {
+        let t = Instant::now();
+        let mut last = String::new();
+        while t.elapsed() < within {
+            let out = self.tool(
+                "topics",
+                &[
+                    "--bootstrap-server",
+                    self.bootstrap(),
+                    "--describe",
+                    "--under-replicated-partitions",
+                ],
+            );
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() && out.stdout.iter().all(u8::is_ascii_whitespace) {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!(
+            "the cluster in {} was not healthy within {within:?}; under-replicated partitions:\n{last}",
+            self.dir.display()
+        );
+    }
+
+    /// Every partition of `topic`, as Kafka's own `kafka-topics --describe` reports it.
+    pub fn describe(&self, topic: &str) -> Vec<PartitionState> {
+        let out = self.tool_ok(
+            "topics",
+            &[
+                "--bootstrap-server",
+                self.bootstrap(),
+                "--describe",
+                "--topic",
+                topic,
+            ],
+        );
+        let field = |line: &str, name: &str| -> String {
+            line.split('\t')
+                .find_map(|f| f.trim().strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .trim()
+                .to_owned()
+        };
+        let ids = |list: String| -> Vec<i32> {
+            list.split(',')
+                .filter(|n| !n.is_empty())
+                .map(|n| n.parse().unwrap_or_else(|_| panic!("node id {n:?}")))
+                .collect()
+        };
+        out.lines()
+            .filter(|l| l.contains("Partition: "))
+            .map(|l| PartitionState {
+                partition: field(l, "Partition: ").parse().expect("partition"),
+                leader: field(l, "Leader: ").parse().expect("leader"),
+                replicas: ids(field(l, "Replicas: ")),
+                isr: ids(field(l, "Isr: ")),
+            })
+            .collect()
+    }
+
+    /// The node that leads the most partitions of `topic`, the lowest-numbered on a tie.
+    pub fn busiest_leader(&self, topic: &str) -> u32 {
+        let mut led = BTreeMap::<i32, usize>::new();
+        for p in self.describe(topic) {
+            *led.entry(p.leader).or_default() += 1;
+        }
+        let most = led.values().copied().max().expect("partitions");
+        let node = led.iter().find(|(_, &n)| n == most).map(|(&l, _)| l);
+        u32::try_from(node.expect("a leader")).expect("a live leader")
     }
 
     /// Runs one of Kafka's own tools (`scripts/kafka.sh tool NAME ARGS`) to completion.
@@ -272,6 +383,19 @@ impl Cluster {
         );
         records
     }
+}
+
+/// How long [`Cluster::all_up`] waits for a healthy cluster after faults.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
+
+/// One partition, as `kafka-topics --describe` shows it.
+#[derive(Debug, Clone)]
+pub struct PartitionState {
+    pub partition: i32,
+    /// -1 when it has none.
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
 }
 
 /// One record as Kafka's console consumer printed it.
