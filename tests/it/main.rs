@@ -19,6 +19,7 @@ mod faults;
 mod golden;
 mod interval_log;
 mod kafka;
+mod kafka_faults;
 mod latency;
 mod metrics;
 mod pacing;
