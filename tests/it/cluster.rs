@@ -213,71 +213,83 @@ impl Cluster {
     }
 
     /// Waits up to `within` until no partition of any topic is under-replicated (its
-    /// ISR short of its replicas, which includes a partition without a leader), as
-    /// `kafka-topics` reports them: every node that holds a replica is up and caught up.
+    /// ISR short of its replicas, which includes a partition without a leader): every
+    /// node that holds a replica is up and caught up.
     pub fn await_healthy(&self, within: Duration) {
         let t = Instant::now();
-        let mut last = String::new();
+        let mut last = Vec::new();
         while t.elapsed() < within {
-            let out = self.tool(
-                "topics",
-                &[
-                    "--bootstrap-server",
-                    self.bootstrap(),
-                    "--describe",
-                    "--under-replicated-partitions",
-                ],
-            );
-            last = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            if out.status.success() && out.stdout.iter().all(u8::is_ascii_whitespace) {
-                return;
+            match self.partitions(None) {
+                Ok(all) => {
+                    last = all
+                        .into_iter()
+                        .filter(|(_, p)| p.leader < 0 || p.isr.len() < p.replicas.len())
+                        .map(|(t, p)| {
+                            format!(
+                                "{t}-{}: leader {}, replicas {:?}, isr {:?}",
+                                p.partition, p.leader, p.replicas, p.isr
+                            )
+                        })
+                        .collect();
+                    if last.is_empty() {
+                        return;
+                    }
+                }
+                Err(e) => last = vec![format!("metadata: {e}")],
             }
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(500));
         }
         panic!(
-            "the cluster in {} was not healthy within {within:?}; under-replicated partitions:\n{last}",
+            "the cluster in {} was not healthy within {within:?}; under-replicated: {last:?}",
             self.dir.display()
         );
     }
 
-    /// Every partition of `topic`, as Kafka's own `kafka-topics --describe` reports it.
+    /// Every partition of `topic`, from the cluster's metadata. A topic just created
+    /// may take a moment to reach every broker's metadata: retried for up to 10 s.
     pub fn describe(&self, topic: &str) -> Vec<PartitionState> {
-        let out = self.tool_ok(
-            "topics",
-            &[
-                "--bootstrap-server",
-                self.bootstrap(),
-                "--describe",
-                "--topic",
-                topic,
-            ],
-        );
-        let field = |line: &str, name: &str| -> String {
-            line.split('\t')
-                .find_map(|f| f.trim().strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                .trim()
-                .to_owned()
-        };
-        let ids = |list: String| -> Vec<i32> {
-            list.split(',')
-                .filter(|n| !n.is_empty())
-                .map(|n| n.parse().unwrap_or_else(|_| panic!("node id {n:?}")))
-                .collect()
-        };
-        out.lines()
-            .filter(|l| l.contains("Partition: "))
-            .map(|l| PartitionState {
-                partition: field(l, "Partition: ").parse().expect("partition"),
-                leader: field(l, "Leader: ").parse().expect("leader"),
-                replicas: ids(field(l, "Replicas: ")),
-                isr: ids(field(l, "Isr: ")),
-            })
-            .collect()
+        let t = Instant::now();
+        loop {
+            match self.partitions(Some(topic)) {
+                Ok(all) if !all.is_empty() => return all.into_iter().map(|(_, p)| p).collect(),
+                other if t.elapsed() > Duration::from_secs(10) => {
+                    panic!("metadata of {topic}: {other:?}")
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// The partitions of `topic` (of every topic if `None`) with their topic's name, as
+    /// a metadata request answers (librdkafka, in this process: a Kafka tool's JVM
+    /// would take seconds per call, and the harness asks often).
+    fn partitions(&self, topic: Option<&str>) -> Result<Vec<(String, PartitionState)>, String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let client: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .map_err(|e| e.to_string())?;
+        let md = client
+            .fetch_metadata(topic, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for t in md.topics() {
+            if let Some(e) = t.error() {
+                return Err(format!("{}: {e:?}", t.name()));
+            }
+            for p in t.partitions() {
+                out.push((
+                    t.name().to_owned(),
+                    PartitionState {
+                        partition: p.id(),
+                        leader: p.leader(),
+                        replicas: p.replicas().to_vec(),
+                        isr: p.isr().to_vec(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// The node that leads the most partitions of `topic`, the lowest-numbered on a tie.
@@ -388,7 +400,7 @@ impl Cluster {
 /// How long [`Cluster::all_up`] waits for a healthy cluster after faults.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
 
-/// One partition, as `kafka-topics --describe` shows it.
+/// One partition: its leader, replicas and in-sync replicas (node ids).
 #[derive(Debug, Clone)]
 pub struct PartitionState {
     pub partition: i32,

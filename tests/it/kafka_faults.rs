@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{unique, Cluster, ConsoleRecord};
+use crate::cluster::{unique, Cluster, ConsoleRecord, PartitionState};
 use crate::common::{assert_no_panic, collect, http_get, metric, signal, summary_from, verify};
 
 /// Partitions of each test topic: two led by each node.
@@ -49,16 +49,22 @@ fn topics(c: &Cluster, name: &str) -> Topics {
     for topic in [&t.readings, &t.alerts] {
         c.create_topic(topic, PARTITIONS, 3, &["min.insync.replicas=2"]);
     }
-    // The fault starts from every partition on three replicas, all in sync.
-    for p in c.describe(&t.readings) {
+    // The fault starts from every partition on three replicas, all in sync, once the
+    // new topic's leaders are elected.
+    let t0 = Instant::now();
+    loop {
+        let partitions = c.describe(&t.readings);
+        let ready = |p: &PartitionState| p.replicas.len() == 3 && p.isr.len() == 3 && p.leader >= 0;
+        if partitions.iter().all(ready) {
+            return t;
+        }
         assert!(
-            p.replicas.len() == 3 && p.isr.len() == 3 && p.leader >= 0,
-            "partition {} of {}: {p:?}",
-            p.partition,
+            t0.elapsed() < Duration::from_secs(30),
+            "{}: {partitions:?}",
             t.readings
         );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    t
 }
 
 /// An iotblast run in progress. Its output is read from the start, so that a run that
