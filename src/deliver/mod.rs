@@ -27,7 +27,8 @@ pub trait Sink: Send {
     fn send(&mut self, batch: Batch, shutdown: &Shutdown, done: &mut Vec<Batch>);
 
     /// Serves pending delivery reports without blocking; finished batches go to `done`.
-    fn poll(&mut self, _done: &mut Vec<Batch>) {}
+    /// A sink that finds the run cannot go on asks `shutdown` to stop it.
+    fn poll(&mut self, _shutdown: &Shutdown, _done: &mut Vec<Batch>) {}
 
     /// Bytes of payload the sink may still read after `send` returns: a sink that does
     /// not copy keeps batches until their messages are delivered, and each worker's

@@ -2,7 +2,7 @@
 //! thread (the only thread that runs librdkafka's callbacks) behind a mutex that the
 //! reporter and the metrics endpoint take once per interval or scrape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
@@ -49,6 +49,18 @@ pub struct Deliveries {
     pub throttle_ms: u64,
     /// The longest single throttle a broker asked for, ms.
     pub throttle_max_ms: u64,
+    /// Partitions whose in-sync replicas are below `min.insync.replicas` (`kafka::isr`).
+    pub under_min_isr: UnderMinIsr,
+}
+
+/// What `kafka::isr` last saw of partitions with too few in-sync replicas for
+/// `acks=all`: their leaders refuse writes with NOT_ENOUGH_REPLICAS.
+#[derive(Debug, Default, Clone)]
+pub struct UnderMinIsr {
+    /// (alerts topic or not, partition) below `min.insync.replicas` now.
+    pub partitions: BTreeSet<(bool, i32)>,
+    /// How long any partition was below, s.
+    pub seconds: f64,
 }
 
 impl Default for Deliveries {
@@ -70,6 +82,7 @@ impl Default for Deliveries {
             client_errors: 0,
             throttle_ms: 0,
             throttle_max_ms: 0,
+            under_min_isr: UnderMinIsr::default(),
         }
     }
 }

@@ -122,7 +122,7 @@ pub fn run(
                 }
             }
         }
-        sink.poll(&mut done);
+        sink.poll(&shutdown, &mut done);
         recycle(&mut done);
         if progressed {
             idle.took_batch(Instant::now());

@@ -163,8 +163,14 @@ pub fn until_done(
         // One snapshot per tick serves both the stall check and the bar.
         let now = snapshot(w, Instant::now());
         if stall.stuck(&now) && !w.shutdown.is_requested() {
+            // Brokers that refuse writes for want of in-sync replicas do answer: say so.
+            let short = w.deliveries.with(|d| d.under_min_isr.partitions.len());
+            let why = match short {
+                0 => "the brokers are not answering".to_owned(),
+                n => format!("{n} partitions have fewer in-sync replicas than min.insync.replicas, so the brokers refuse their writes (NOT_ENOUGH_REPLICAS) and librdkafka retries them"),
+            };
             log::error!(
-                "no delivery outcome for {} while messages are outstanding: the brokers are not answering; stopping",
+                "no delivery outcome for {} while messages are outstanding: {why}; stopping",
                 humantime::format_duration(stall.limit)
             );
             w.shutdown.request(StopReason::Error);

@@ -130,6 +130,11 @@ pub struct Summary {
     /// The longest single throttle a broker asked for, ms.
     #[serde(default)]
     pub throttle_max_ms: u64,
+    /// How long some partition produced to had fewer in-sync replicas than its topic's
+    /// `min.insync.replicas`, so that with acks=all its leader refused writes
+    /// (NOT_ENOUGH_REPLICAS), s; read from the brokers' metadata once a second.
+    #[serde(default)]
+    pub under_min_isr_s: f64,
     /// What went wrong, in words: the cause of a figure above, what it did to the run,
     /// what to change (see `notes`). Absent when there is nothing to explain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -253,6 +258,7 @@ impl Summary {
                 client_errors: d.client_errors,
                 throttle_s: d.throttle_ms as f64 / 1e3,
                 throttle_max_ms: d.throttle_max_ms,
+                under_min_isr_s: d.under_min_isr.seconds,
                 notes: Vec::new(),
                 search: None,
             }
@@ -453,9 +459,22 @@ fn notes(s: &Summary, k: &KafkaSettings) -> Vec<String> {
         ));
         if k.idempotent() {
             notes.push(
-                "with enable.idempotence, librdkafka bumps the producer epoch after a timeout and sends the readings it is still retrying under new sequence numbers, so a broker cannot recognise a second copy of one whose first attempt it wrote: this run may have written readings twice (librdkafka issue #4953); iotblast verify counts duplicates".into(),
+                "with enable.idempotence, librdkafka bumps the producer epoch after a timeout and would send the messages it is still retrying under new sequence numbers, which a broker cannot recognise as second copies (librdkafka issue #4953): so iotblast stopped the run at the first timeout and purged what librdkafka held, so that no reading is written twice; the purged readings are failed (never sent) or in doubt (sent, perhaps written once)".into(),
             );
         }
+    }
+    if s.under_min_isr_s > 0.0 {
+        let timed_out = count("NOT_ENOUGH_REPLICAS");
+        let outcome = match timed_out {
+            0 => "librdkafka retried them until the replicas were back".to_owned(),
+            n => format!(
+                "{n} of them timed out first (message.timeout.ms) and are counted with that reason"
+            ),
+        };
+        notes.push(format!(
+            "for about {:.0} s some partitions had fewer in-sync replicas than their topic's min.insync.replicas (brokers down or behind), so with acks=all their leaders refused writes with NOT_ENOUGH_REPLICAS; {outcome}",
+            s.under_min_isr_s
+        ));
     }
     let not_enough = count("NotEnoughReplicas");
     if not_enough > 0 {
@@ -526,6 +545,7 @@ mod tests {
             client_errors: 0,
             throttle_s: 0.0,
             throttle_max_ms: 0,
+            under_min_isr_s: 0.0,
             notes: Vec::new(),
             search: None,
         }

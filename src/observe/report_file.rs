@@ -261,6 +261,9 @@ fn merged_summary(
         client_errors: sum(|s| s.client_errors),
         throttle_s: sum_f(|s| s.throttle_s),
         throttle_max_ms: all.iter().map(|s| s.throttle_max_ms).max().unwrap_or(0),
+        // Instances share the cluster: its partitions were short of replicas for as
+        // long as the longest any instance saw.
+        under_min_isr_s: all.iter().map(|s| s.under_min_isr_s).fold(0.0, f64::max),
         // Each instance's notes explain its own figures, not the fleet's sums.
         notes: Vec::new(),
         // Each instance searched its own share; their searches do not merge.

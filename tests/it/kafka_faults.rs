@@ -42,12 +42,19 @@ struct Topics {
 /// Creates a readings and an alerts topic named after `name`, both with replication
 /// factor 3 and `min.insync.replicas=2`.
 fn topics(c: &Cluster, name: &str) -> Topics {
+    topics_needing(c, name, 2)
+}
+
+/// Creates a readings and an alerts topic named after `name`, both with replication
+/// factor 3 and `min.insync.replicas=min_insync`.
+fn topics_needing(c: &Cluster, name: &str, min_insync: u32) -> Topics {
     let t = Topics {
         readings: unique(name),
         alerts: unique(&format!("{name}-alerts")),
     };
+    let config = format!("min.insync.replicas={min_insync}");
     for topic in [&t.readings, &t.alerts] {
-        c.create_topic(topic, PARTITIONS, 3, &["min.insync.replicas=2"]);
+        c.create_topic(topic, PARTITIONS, 3, &[&config]);
     }
     // The fault starts from every partition on three replicas, all in sync, once the
     // new topic's leaders are elected.
@@ -540,11 +547,17 @@ fn two_brokers_down_past_the_message_timeout_fail_readings_with_their_reason() {
     let unconfirmed = n(&s, "messages_failed") + n(&s, "messages_in_doubt");
     assert!(unconfirmed > 0, "{s}");
     // librdkafka retries the brokers' errors until message.timeout.ms, then reports the
-    // timeout: that is the reason counted, and a note says what it means.
+    // timeout: that is the reason counted, and a note says what it means. The rest
+    // was purged when the first timeout stopped the run (idempotence).
     let reasons = s["errors"].as_object().expect("errors");
     assert!(
-        reasons.keys().all(|r| r.contains("MessageTimedOut")),
-        "every failure is a timeout: {s}"
+        reasons.keys().any(|r| r.contains("MessageTimedOut"))
+            && reasons
+                .keys()
+                .all(|r| ["MessageTimedOut", "PurgeQueue", "PurgeInflight"]
+                    .iter()
+                    .any(|why| r.contains(why))),
+        "every failure is a timeout, or purged after one: {s}"
     );
     assert_eq!(
         reasons.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
@@ -568,25 +581,121 @@ fn two_brokers_down_past_the_message_timeout_fail_readings_with_their_reason() {
         "{notes:?}"
     );
     assert!(run.text().contains("  note: "), "{}", run.text());
-    // Confirmed readings are in the topic; failed ones never left the client; those in
-    // doubt may be there. librdkafka's epoch bump after a timeout can write a retried
-    // reading twice (the note above says so): the distinct readings are what is bounded.
+    // With idempotence the first timeout stops the run and purges what librdkafka
+    // holds, before its epoch bump could send a reading a second time.
+    assert_eq!(s["stop_reason"], "error", "{s}");
+    assert!(
+        run.stderr
+            .contains("a message timed out (message.timeout.ms) with enable.idempotence: stopping"),
+        "{}",
+        run.stderr
+    );
+    // Confirmed readings are in the topic once; failed ones never left the client;
+    // those in doubt may be there, once.
     let h = held(&c, &t);
-    let distinct = h.readings - h.duplicates;
+    assert_eq!(
+        (h.duplicates, h.alert_duplicates),
+        (0, 0),
+        "duplicates in the topic against {s}"
+    );
     let delivered = n(&s, "messages_delivered");
     assert!(
-        delivered <= distinct && distinct <= delivered + n(&s, "messages_in_doubt"),
-        "{distinct} distinct readings in the topic against {s}"
+        delivered <= h.readings && h.readings <= delivered + n(&s, "messages_in_doubt"),
+        "{} readings in the topic against {s}",
+        h.readings
     );
-    let alerts = h.alerts - h.alert_duplicates;
     let alerts_delivered = n(&s, "alerts_delivered");
     assert!(
-        alerts_delivered <= alerts && alerts <= alerts_delivered + n(&s, "alerts_in_doubt"),
-        "{alerts} distinct alerts in the topic against {s}"
+        alerts_delivered <= h.alerts && h.alerts <= alerts_delivered + n(&s, "alerts_in_doubt"),
+        "{} alerts in the topic against {s}",
+        h.alerts
     );
     eprintln!(
-        "kafka_faults::two_brokers_down_past_the_message_timeout: topic holds {} readings, {distinct} distinct ({} duplicates, {} gaps); {} alerts, {alerts} distinct",
-        h.readings, h.duplicates, h.gaps, h.alerts
+        "kafka_faults::two_brokers_down_past_the_message_timeout: topic holds {} readings ({} gaps), {} alerts",
+        h.readings, h.gaps, h.alerts
+    );
+}
+
+/// A run on topics with `min.insync.replicas=3` during which one node is down for 10 s:
+/// it shuts down cleanly (SIGTERM), so the controller (a majority is up) moves its
+/// leaderships and shrinks every ISR to two at once, below the minimum, and the
+/// leaders refuse writes with NOT_ENOUGH_REPLICAS until the node is back in sync. (A
+/// SIGKILLed node would first leave its partitions leaderless for the broker session
+/// timeout, 9 s: timeouts in that window are plain timeouts.) Returns the ended run,
+/// its summary and the topics.
+fn one_down_below_min_insync(test: &str, extra: &[&str]) -> (Ended, Value, Topics) {
+    let c = Cluster::three();
+    let t = topics_needing(&c, test, 3);
+    let down = c.busiest_leader(&t.readings);
+    let mut args = vec!["--messages", "30000", "--rate", "2000"];
+    args.extend_from_slice(extra);
+    let mut run = produce(&c, &t, &args);
+    started(test, run.await_deliveries(4000));
+    let t0 = Instant::now();
+    c.stop_broker(down);
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(t0.elapsed()));
+    c.start_brokers(&[down]);
+    eprintln!(
+        "kafka_faults::{test}: node {down} down for {:.1} s, restart included",
+        t0.elapsed().as_secs_f64()
+    );
+    let run = run.finish(RUN_LIMIT);
+    let s = checked(test, &run);
+    let notes: Vec<&str> = s["notes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        s["under_min_isr_s"].as_f64().unwrap_or(0.0) >= 1.0
+            && notes.iter().any(|n| n
+                .contains("fewer in-sync replicas than their topic's min.insync.replicas")
+                && n.contains("NOT_ENOUGH_REPLICAS")),
+        "the summary says the partitions were short of in-sync replicas: {s}"
+    );
+    (run, s, t)
+}
+
+#[test]
+fn one_broker_down_below_min_insync_replicas_is_ridden_out_and_named() {
+    // The ISR below min.insync.replicas with the quorum up: the brokers answer
+    // NOT_ENOUGH_REPLICAS, librdkafka retries within message.timeout.ms (300 s), and
+    // everything arrives once; the summary says why deliveries stalled.
+    let (_, s, t) =
+        one_down_below_min_insync("kf-one-down-min-isr-3", &["--flush-timeout", "120s"]);
+    assert_eq!(n(&s, "messages_delivered"), 30_000, "{s}");
+    assert_exactly_once(&Cluster::three(), &t, &s);
+}
+
+#[test]
+fn one_broker_down_below_min_insync_replicas_past_the_message_timeout_counts_not_enough_replicas() {
+    // The same with message.timeout.ms shorter than the outage: the readings that time
+    // out on partitions short of replicas are counted with NOT_ENOUGH_REPLICAS as their
+    // cause, and the first timeout stops the run (idempotence) with nothing written
+    // twice.
+    let (run, s, t) = one_down_below_min_insync(
+        "kf-one-down-min-isr-3-timeout",
+        &["-X", "message.timeout.ms=4000", "--flush-timeout", "30s"],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(s["stop_reason"], "error", "{s}");
+    let reasons = s["errors"].as_object().expect("errors");
+    let named: u64 = reasons
+        .iter()
+        .filter(|(r, _)| r.contains("MessageTimedOut") && r.contains("after NOT_ENOUGH_REPLICAS"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert!(named > 0, "timeouts counted with NOT_ENOUGH_REPLICAS: {s}");
+    let h = held(&Cluster::three(), &t);
+    assert_eq!(
+        (h.duplicates, h.alert_duplicates),
+        (0, 0),
+        "duplicates in the topic against {s}"
+    );
+    let delivered = n(&s, "messages_delivered");
+    assert!(
+        delivered <= h.readings && h.readings <= delivered + n(&s, "messages_in_doubt"),
+        "{} readings in the topic against {s}",
+        h.readings
     );
 }
 

@@ -15,6 +15,7 @@
 
 pub mod authorized;
 pub mod diagnose;
+pub mod isr;
 pub mod mock;
 pub mod produce_batch;
 pub mod reports;
@@ -38,7 +39,7 @@ use crate::deliver::kafka::settings::KafkaSettings;
 use crate::deliver::stats::{DeliveryStats, Throttle};
 use crate::deliver::Sink;
 use crate::error::{Error, TopicCreate, Unreachable};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopReason};
 
 pub use mock::MockGuard;
 
@@ -267,6 +268,12 @@ pub struct KafkaSink {
     /// librdkafka's queue limit (`queue.buffering.max.kbytes`) in bytes, all
     /// producers together.
     queue_bytes: usize,
+    /// `enable.idempotence`, and whether a timeout has stopped the run (see
+    /// `stop_on_idempotent_timeout`).
+    idempotent: bool,
+    stopped_on_timeout: bool,
+    /// Reads the partitions' in-sync replicas while the run lasts (`isr`).
+    _isr: Option<isr::IsrWatch>,
 }
 
 /// What `open` set up: the sink, a description for the log, and the mock cluster if any.
@@ -326,6 +333,14 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
     };
     let batches = handle(&k.topics.device_data)?;
     let alerts = k.alerts_topic().map(handle).transpose()?;
+    // The mock cluster's replicas never fall behind.
+    let isr = match mock.is_none() && k.acks_all() {
+        true => {
+            let topics: Vec<&str> = k.topics().collect();
+            isr::watch(&config, &topics, k.connect_timeout.0, Arc::clone(&stats))
+        }
+        false => None,
+    };
     Ok(Opened {
         sink: KafkaSink {
             batches,
@@ -337,6 +352,9 @@ pub fn open(k: &KafkaSettings, stats: Arc<DeliveryStats>, largest: usize) -> Res
             stats,
             flush_grace: k.flush_timeout.0,
             handed: (0, 0),
+            idempotent: k.idempotent(),
+            stopped_on_timeout: false,
+            _isr: isr,
         },
         description,
         mock,
@@ -706,6 +724,37 @@ impl KafkaSink {
             }
             // Short waits on one queue, so another producer's reports are not held up.
             self.serve(on, left.min(Duration::from_millis(10)), done);
+            self.stop_on_idempotent_timeout(None);
+        }
+    }
+
+    /// Ends the run at the first message librdkafka times out when it is idempotent.
+    ///
+    /// Why: after a timeout, librdkafka bumps the producer epoch and sends the
+    /// messages it was still retrying under new sequence numbers, so a broker that
+    /// wrote a first attempt cannot recognise the second as a duplicate (librdkafka
+    /// issue #4953): readings counted as delivered could be in the topic twice. So at
+    /// once, before the bump's retries go out, everything librdkafka holds is purged:
+    /// queued messages fail, those in flight are in doubt (the broker may have written
+    /// them, once), and the run stops (`shutdown`; none while flushing, when it is
+    /// stopping already). Readings handed over after the purge are new to the brokers
+    /// and are sent as usual.
+    fn stop_on_idempotent_timeout(&mut self, shutdown: Option<&Shutdown>) {
+        if !self.in_flight.take_timed_out() || !self.idempotent {
+            return;
+        }
+        // Every timeout is another bump: purge each time, say so once.
+        for producer in &self.producers {
+            producer.purge(PurgeConfig::default().queue().inflight());
+        }
+        if !self.stopped_on_timeout {
+            self.stopped_on_timeout = true;
+            log::error!(
+                "a message timed out (message.timeout.ms) with enable.idempotence: stopping, and purging what librdkafka holds, since it would send messages it already sent again under a new producer epoch, which the brokers cannot recognise as duplicates (librdkafka issue #4953); queued messages fail and those in flight are in doubt"
+            );
+        }
+        if let Some(shutdown) = shutdown {
+            shutdown.request(StopReason::Error);
         }
     }
 
@@ -737,10 +786,12 @@ impl Sink for KafkaSink {
             self.enqueue(true, slot, shutdown, done);
         }
         self.serve(0, Duration::ZERO, done);
+        self.stop_on_idempotent_timeout(Some(shutdown));
     }
 
-    fn poll(&mut self, done: &mut Vec<Batch>) {
+    fn poll(&mut self, shutdown: &Shutdown, done: &mut Vec<Batch>) {
         self.serve(0, Duration::ZERO, done);
+        self.stop_on_idempotent_timeout(Some(shutdown));
     }
 
     /// librdkafka points into a batch until its messages are delivered, and holds up to

@@ -80,6 +80,9 @@ pub struct InFlight {
     slots: Vec<Slot>,
     free: Vec<u32>,
     stats: std::sync::Arc<DeliveryStats>,
+    /// Whether librdkafka timed out a message (`message.timeout.ms`) since the last
+    /// `take_timed_out`.
+    timed_out: bool,
     /// Reused for each event's messages.
     scratch: Vec<*const rd::rd_kafka_message_t>,
 }
@@ -94,6 +97,7 @@ impl InFlight {
             slots: Vec::new(),
             free: Vec::new(),
             stats,
+            timed_out: false,
             scratch: Vec::new(),
         }
     }
@@ -149,6 +153,11 @@ impl InFlight {
         self.slots.len() - self.free.len()
     }
 
+    /// Whether a message timed out since the last call.
+    pub fn take_timed_out(&mut self) -> bool {
+        std::mem::take(&mut self.timed_out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -173,6 +182,8 @@ impl InFlight {
                 // SAFETY: see above.
                 let m = unsafe { &*m };
                 let (alert, slot, index) = unpack(m._private as usize);
+                self.timed_out |=
+                    m.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
                 self.record(d, m, (alert, slot, index), now);
                 self.settle(slot as u32, 1, done);
             }
@@ -206,9 +217,16 @@ impl InFlight {
 
 /// Records a failed report: in doubt when librdkafka says the message may have reached
 /// the broker (it was in flight when it timed out or was purged), else failed.
+/// A timeout on a partition that `kafka::isr` saw below `min.insync.replicas` is
+/// counted with that cause, which librdkafka does not report itself.
 #[cold]
 fn failure(d: &mut Deliveries, m: &rd::rd_kafka_message_t, alert: bool) {
-    let reason = KafkaError::MessageProduction(RDKafkaErrorCode::from(m.err)).to_string();
+    let mut reason = KafkaError::MessageProduction(RDKafkaErrorCode::from(m.err)).to_string();
+    if m.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
+        && d.under_min_isr.partitions.contains(&(alert, m.partition))
+    {
+        reason.push_str(NOT_ENOUGH_REPLICAS);
+    }
     // SAFETY: `m` is a valid message of a live event.
     let status = unsafe { rd::rd_kafka_message_status(m) };
     let possibly = status == rd::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
@@ -218,6 +236,9 @@ fn failure(d: &mut Deliveries, m: &rd::rd_kafka_message_t, alert: bool) {
         (false, false) => d.failed(1, &reason),
     }
 }
+
+/// Appended to the reason of a timeout on a partition short of in-sync replicas.
+pub const NOT_ENOUGH_REPLICAS: &str = " after NOT_ENOUGH_REPLICAS: the partition's in-sync replicas were fewer than its min.insync.replicas, so its leader refused the write";
 
 /// Serves the queue: waits up to `wait` for the first event, then takes every event
 /// that is ready. Returns how many events were served.

@@ -293,6 +293,19 @@ impl KafkaSettings {
         }
     }
 
+    /// Whether every in-sync replica must acknowledge a write (`acks=all`):
+    /// `kafka.producer.required_acks`, unless `kafka.librdkafka` sets `acks` or its
+    /// alias `request.required.acks`.
+    pub fn acks_all(&self) -> bool {
+        match ["acks", "request.required.acks"]
+            .iter()
+            .find_map(|k| self.librdkafka.get(*k))
+        {
+            Some(v) => matches!(v.trim(), "-1" | "all"),
+            None => self.producer.required_acks == -1,
+        }
+    }
+
     /// How long a message may wait for its acknowledgement: `kafka.producer.timeout`,
     /// unless `kafka.librdkafka` sets `message.timeout.ms` or its alias
     /// `delivery.timeout.ms` (both applied after it, `message.` last). An unreadable
