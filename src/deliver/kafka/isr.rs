@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
@@ -36,20 +35,12 @@ struct Watched {
     min_insync: usize,
 }
 
-/// The watcher thread; dropping it stops the thread.
+/// The watcher thread; dropping this stops it.
 pub struct IsrWatch {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for IsrWatch {
-    fn drop(&mut self) {
-        // Dropping the sender wakes the thread at once.
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    /// Dropping the sender wakes the thread, which then returns. It is not joined: it
+    /// may be waiting on a metadata request to brokers that no longer answer, and the
+    /// run's end must not wait for that.
+    _stop: Sender<()>,
 }
 
 /// Starts watching `topics` (readings first, then alerts if any) with a client of
@@ -77,18 +68,19 @@ pub fn watch(
         return None;
     }
     let (stop, stopped) = bounded::<()>(0);
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("isr-watch".into())
         .spawn(move || {
             let mut last = Instant::now();
+            let mut below = BTreeSet::new();
             loop {
-                let below = below_min_insync(&admin, &watched, timeout);
+                below_min_insync(&admin, &watched, timeout, &mut below);
                 let now = Instant::now();
                 stats.with(|d| {
                     if !below.is_empty() {
                         d.under_min_isr.seconds += now.duration_since(last).as_secs_f64();
                     }
-                    d.under_min_isr.partitions = below;
+                    d.under_min_isr.partitions = below.clone();
                 });
                 last = now;
                 match stopped.recv_timeout(EVERY) {
@@ -98,10 +90,7 @@ pub fn watch(
             }
         })
         .ok()?;
-    Some(IsrWatch {
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+    Some(IsrWatch { _stop: stop })
 }
 
 /// `topic`'s `min.insync.replicas`, as the brokers report it.
@@ -124,18 +113,20 @@ fn min_insync(
         .ok()
 }
 
-/// The partitions (alert topic or not, partition) whose ISR is below their topic's
-/// `min.insync.replicas`. A topic whose metadata does not come is left out.
+/// Updates `below`, the partitions (alerts topic or not, partition) whose ISR is below
+/// their topic's `min.insync.replicas`. A topic whose metadata does not come keeps
+/// what was last seen of it.
 fn below_min_insync(
     admin: &AdminClient<DefaultClientContext>,
     watched: &[Watched],
     timeout: Duration,
-) -> BTreeSet<(bool, i32)> {
-    let mut below = BTreeSet::new();
+    below: &mut BTreeSet<(bool, i32)>,
+) {
     for w in watched {
         let Ok(md) = admin.inner().fetch_metadata(Some(&w.name), timeout) else {
             continue;
         };
+        below.retain(|(alert, _)| *alert != w.alert);
         for t in md.topics().iter().filter(|t| t.name() == w.name) {
             for p in t.partitions() {
                 if p.isr().len() < w.min_insync {
@@ -144,5 +135,4 @@ fn below_min_insync(
             }
         }
     }
-    below
 }
