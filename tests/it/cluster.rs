@@ -7,7 +7,7 @@
 //!   whole run, since it kills, pauses and restarts nodes; the guard hands each test a
 //!   healthy cluster (every node up, every partition fully replicated).
 //!
-//! `IOTBLAST_KAFKA_DIR=DIR` (one node) and `IOTBLAST_KAFKA3_DIR=DIR` (three nodes) point
+//! `TEST_KAFKA_DIR=DIR` (one node) and `TEST_KAFKA3_DIR=DIR` (three nodes) point
 //! the tests at clusters you keep running (`scripts/kafka.sh start --dir DIR`), so that
 //! one test can be rerun without a start-up; otherwise each cluster starts on first use
 //! and stops, its directory removed, when the test process exits (`--owner-pid`).
@@ -49,14 +49,14 @@ impl Cluster {
     /// The one-node cluster every end-to-end test shares.
     pub fn shared() -> &'static Cluster {
         static SHARED: OnceLock<Cluster> = OnceLock::new();
-        SHARED.get_or_init(|| Cluster::kept_or_started("IOTBLAST_KAFKA_DIR", 1))
+        SHARED.get_or_init(|| Cluster::kept_or_started("TEST_KAFKA_DIR", 1))
     }
 
     /// The three-node cluster of the fault matrix, held for the whole of one test.
     pub fn three() -> MutexGuard<'static, Cluster> {
         static THREE: OnceLock<Mutex<Cluster>> = OnceLock::new();
         let guard = THREE
-            .get_or_init(|| Mutex::new(Cluster::kept_or_started("IOTBLAST_KAFKA3_DIR", 3)))
+            .get_or_init(|| Mutex::new(Cluster::kept_or_started("TEST_KAFKA3_DIR", 3)))
             .lock()
             // A test that failed mid-fault poisons the lock; the next one still gets
             // the cluster, and brings every node back first.
