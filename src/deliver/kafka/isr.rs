@@ -44,8 +44,9 @@ pub struct IsrWatch {
 }
 
 /// Starts watching `topics` (readings first, then alerts if any) with a client of
-/// `config`, asking within `timeout`; `None` if the brokers give no
-/// `min.insync.replicas` for them (or no client could be made).
+/// `config`, asking within `timeout`. The thread first asks each topic's
+/// `min.insync.replicas` and ends at once if the brokers give none: asked here, a
+/// cluster that does not answer DescribeConfigs would hold up the start of the run.
 pub fn watch(
     config: &rdkafka::ClientConfig,
     topics: &[&str],
@@ -53,24 +54,26 @@ pub fn watch(
     stats: Arc<DeliveryStats>,
 ) -> Option<IsrWatch> {
     let admin: AdminClient<DefaultClientContext> = config.create().ok()?;
-    let watched: Vec<Watched> = topics
-        .iter()
-        .enumerate()
-        .filter_map(|(i, name)| {
-            Some(Watched {
-                alert: i > 0,
-                name: (*name).to_owned(),
-                min_insync: min_insync(&admin, name, timeout)?,
-            })
-        })
-        .collect();
-    if watched.is_empty() {
-        return None;
-    }
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
     let (stop, stopped) = bounded::<()>(0);
     std::thread::Builder::new()
         .name("isr-watch".into())
         .spawn(move || {
+            let watched: Vec<Watched> = topics
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    let min_insync = min_insync(&admin, &name, timeout)?;
+                    Some(Watched {
+                        alert: i > 0,
+                        name,
+                        min_insync,
+                    })
+                })
+                .collect();
+            if watched.is_empty() {
+                return;
+            }
             let mut last = Instant::now();
             let mut below = BTreeSet::new();
             loop {
