@@ -212,6 +212,23 @@ pub fn status_transitions<'a>(readings: impl Iterator<Item = &'a Value>) -> Vec<
     out
 }
 
+/// The unsigned number at `key` of a JSON report or summary; panics naming it if absent.
+pub fn n(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+/// A summary's `sent == delivered + failed + in_doubt`, for readings and for alerts.
+pub fn assert_balanced(s: &Value) {
+    for kind in ["messages", "alerts"] {
+        let k = |what: &str| n(s, &format!("{kind}_{what}"));
+        assert_eq!(
+            k("sent"),
+            k("delivered") + k("failed") + k("in_doubt"),
+            "{kind}: {s}"
+        );
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

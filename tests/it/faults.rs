@@ -12,7 +12,8 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::Value;
 
 use crate::common::{
-    consume, iotblast, spawn, spawn_command, summary_from, verify, wait_with_limit,
+    assert_balanced, consume, iotblast, n, spawn, spawn_command, summary_from, verify,
+    wait_with_limit,
 };
 
 type Mock = MockCluster<'static, DefaultProducerContext>;
@@ -21,24 +22,6 @@ fn mock(topic: &str, partitions: i32) -> Mock {
     let m = MockCluster::new(1).expect("mock cluster");
     m.create_topic(topic, partitions, 1).expect("topic");
     m
-}
-
-fn n(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
-}
-
-/// `sent == delivered + failed + in_doubt`, for readings and for alerts.
-fn assert_balanced(s: &Value) {
-    assert_eq!(
-        n(s, "messages_sent"),
-        n(s, "messages_delivered") + n(s, "messages_failed") + n(s, "messages_in_doubt"),
-        "{s}"
-    );
-    assert_eq!(
-        n(s, "alerts_sent"),
-        n(s, "alerts_delivered") + n(s, "alerts_failed") + n(s, "alerts_in_doubt"),
-        "{s}"
-    );
 }
 
 /// Runs iotblast against `bootstrap`, calling `during` while it runs; returns the exit

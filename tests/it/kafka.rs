@@ -9,8 +9,8 @@ use iotblast::generate::topology::Quota;
 
 use crate::cluster::{unique, Cluster};
 use crate::common::{
-    assert_alert_schema_valid, assert_schema_valid, consume, java_partition, seqs_per_device,
-    status_transitions,
+    assert_alert_schema_valid, assert_balanced, assert_schema_valid, consume, java_partition,
+    seqs_per_device, status_transitions,
 };
 
 #[test]
@@ -83,16 +83,6 @@ fn creates_the_topic_and_delivers_every_reading_to_a_real_broker() {
         assert_alert_schema_valid(&a.value);
         assert_eq!(a.key.as_deref(), a.value["device_id"].as_str());
     }
-}
-
-/// `sent == delivered + failed + in_doubt` for readings.
-fn assert_balanced(s: &serde_json::Value) {
-    let n = |k: &str| s[k].as_u64().unwrap();
-    assert_eq!(
-        n("messages_sent"),
-        n("messages_delivered") + n("messages_failed") + n("messages_in_doubt"),
-        "{s}"
-    );
 }
 
 /// What `iotblast verify` and the test's own consumer count in `topic`; both must

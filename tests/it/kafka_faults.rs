@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cluster::{unique, Cluster, ConsoleRecord, PartitionState};
-use crate::common::{assert_no_panic, collect, http_get, metric, signal, summary_from, verify};
+use crate::common::{
+    assert_balanced, assert_no_panic, collect, http_get, metric, n, signal, summary_from, verify,
+};
 
 /// Partitions of each test topic: two led by each node.
 const PARTITIONS: u32 = 6;
@@ -208,22 +210,6 @@ fn started(test: &str, after: Duration) {
         "kafka_faults::{test}: deliveries under way {:.1} s after the start",
         after.as_secs_f64()
     );
-}
-
-fn n(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
-}
-
-/// `sent == delivered + failed + in_doubt`, for readings and for alerts.
-fn assert_balanced(s: &Value) {
-    for kind in ["messages", "alerts"] {
-        let k = |what: &str| n(s, &format!("{kind}_{what}"));
-        assert_eq!(
-            k("sent"),
-            k("delivered") + k("failed") + k("in_doubt"),
-            "{kind}: {s}"
-        );
-    }
 }
 
 /// The exit status README's table gives for what the summary reports: 3 when anything
